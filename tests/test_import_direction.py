@@ -1,0 +1,54 @@
+"""Imports point one way (DESIGN.md): pure math <- models <- sampling engine / data <- evaluation,
+training <- recipes <- cli. Nothing imports recipes or cli; execution imports no torch."""
+import ast
+from pathlib import Path
+
+import diffucode
+
+PKG = Path(diffucode.__file__).parent
+
+# package -> packages it must not import
+FORBIDDEN = {
+    "config": {"models", "diffusion", "sampling", "rl", "execution", "evaluation", "analysis", "data", "training", "recipes", "cli"},
+    "diffusion": {"models", "sampling", "rl", "evaluation", "training", "recipes", "cli", "data"},
+    "rl": {"recipes", "cli", "training"},
+    "models": {"sampling", "rl", "evaluation", "training", "recipes", "cli", "analysis"},
+    "sampling": {"evaluation", "training", "recipes", "cli", "rl"},
+    "execution": {"models", "diffusion", "sampling", "rl", "evaluation", "analysis", "data", "training", "recipes", "cli"},
+    "evaluation": {"recipes", "cli", "training"},
+    "analysis": {"recipes", "cli", "training"},
+    "data": {"recipes", "cli", "training", "evaluation"},
+    "training": {"recipes", "cli"},
+    "recipes": {"cli"},
+}
+
+
+def _imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text())
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+            if node.module == "diffucode":
+                names.update(f"diffucode.{a.name}" for a in node.names)
+    return names
+
+
+def test_import_direction():
+    bad = []
+    files = list(PKG.rglob("*.py"))
+    assert len(files) > 10
+    for f in files:
+        rel = f.relative_to(PKG)
+        top = rel.parts[0].removesuffix(".py")
+        for name in _imports(f):
+            parts = name.split(".")
+            if parts[0] == "torch" and top == "execution":
+                bad.append(f"{rel} imports torch")
+            if parts[0] != "diffucode" or len(parts) < 2:
+                continue
+            if parts[1] in FORBIDDEN.get(top, set()):
+                bad.append(f"{rel} imports {name}")
+    assert not bad, bad

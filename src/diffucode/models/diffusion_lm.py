@@ -1,0 +1,194 @@
+"""``DiffusionLM``: a transformers causal-LM backbone run as a diffusion language model.
+
+The wrapper adds exactly three things to a stock ``Qwen2ForCausalLM`` / ``LlamaForCausalLM``:
+the attention pattern (bidirectional, block-causal or causal, via an explicit 4-D mask: see
+``attention.py``), the logits shift convention, and the mask token. Everything downstream
+(losses, samplers, RL) reads *aligned* logits, ``logits[:, j]`` = distribution of token ``j``,
+so it never needs to know whether the model was trained with the Dream/DiffuCoder shift.
+
+    from diffucode.models import build_tiny_model
+    model, tok = build_tiny_model()
+    out = model(tok("def f(x):", return_tensors="pt").input_ids)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from diffucode.models.attention import ATTENTION_MODES, AttentionMode, build_attention_mask, positions_from_padding
+
+# Keys written into config.json so a saved model round-trips with its diffusion behaviour.
+CONFIG_KEYS = ("diffusion_attention", "diffusion_shift", "diffusion_block_len", "mask_token_id")
+
+
+@dataclass
+class DiffusionOutput:
+    logits: torch.Tensor  # [B, q, V] float32
+    past_key_values: Any = None
+
+
+class DiffusionLM(nn.Module):
+    """A diffusion LM over a transformers ``*ForCausalLM`` backbone (see module docstring)."""
+
+    def __init__(
+        self,
+        backbone: nn.Module,
+        mask_token_id: int,
+        attention: AttentionMode = "bidirectional",
+        shift: bool = False,
+        block_len: int | None = None,
+        eos_token_id: int | None = None,
+        pad_token_id: int | None = None,
+    ):
+        super().__init__()
+        if attention not in ATTENTION_MODES:
+            raise ValueError(f"attention must be one of {ATTENTION_MODES}, got {attention!r}")
+        if attention == "block_causal" and (block_len is None or block_len < 1):
+            raise ValueError("attention='block_causal' needs block_len >= 1")
+        vocab = backbone.get_input_embeddings().num_embeddings
+        if not 0 <= mask_token_id < vocab:
+            raise ValueError(f"mask_token_id {mask_token_id} is outside the embedding table (size {vocab})")
+        self.backbone = backbone
+        self.mask_token_id = int(mask_token_id)
+        self.attention: AttentionMode = attention
+        self.shift = bool(shift)
+        self.block_len = block_len
+        self.eos_token_id = eos_token_id
+        self.pad_token_id = pad_token_id
+        self._sync_config()
+
+    # -- conveniences -------------------------------------------------------------------
+    @property
+    def config(self):
+        return self.backbone.config
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.parameters()).dtype
+
+    @property
+    def max_seq_len(self) -> int:
+        return int(getattr(self.config, "max_position_embeddings", 1 << 30))
+
+    def _sync_config(self) -> None:
+        cfg = self.backbone.config
+        cfg.diffusion_attention = self.attention
+        cfg.diffusion_shift = self.shift
+        cfg.diffusion_block_len = self.block_len
+        cfg.mask_token_id = self.mask_token_id
+
+    def set_attention(self, attention: AttentionMode, block_len: int | None = None, shift: bool | None = None):
+        """Switch the default attention (e.g. AR stage -> block-diffusion stage)."""
+        if attention not in ATTENTION_MODES:
+            raise ValueError(f"attention must be one of {ATTENTION_MODES}, got {attention!r}")
+        if block_len is not None:
+            self.block_len = block_len
+        if attention == "block_causal" and not self.block_len:
+            raise ValueError("attention='block_causal' needs block_len")
+        self.attention = attention
+        if shift is not None:
+            self.shift = bool(shift)
+        self._sync_config()
+        return self
+
+    # -- forward ------------------------------------------------------------------------
+    def forward(
+        self,
+        input_ids: torch.Tensor,  # [B, q]
+        attention_mask: torch.Tensor | None = None,  # [B, past + q] 0/1
+        past_key_values: Any = None,
+        use_cache: bool = False,
+        position_ids: torch.Tensor | None = None,  # [B, q]
+        attention_mode: AttentionMode | None = None,
+        attn_mask_4d: torch.Tensor | None = None,  # [B, 1, q, past + q] bool
+        align: bool = True,
+    ) -> DiffusionOutput:
+        B, q = input_ids.shape
+        past = past_key_values.get_seq_length() if past_key_values is not None else 0
+        if attention_mask is None:
+            attention_mask = torch.ones(B, past + q, dtype=torch.long, device=input_ids.device)
+        if attention_mask.shape != (B, past + q):
+            raise ValueError(
+                f"attention_mask has shape {tuple(attention_mask.shape)}; expected {(B, past + q)} "
+                f"(cached tokens {past} + new tokens {q})"
+            )
+        if past + q > self.max_seq_len:
+            raise ValueError(f"sequence of {past + q} tokens exceeds the model's context of {self.max_seq_len}")
+        key_positions = positions_from_padding(attention_mask)  # [B, K]
+        if position_ids is None:
+            position_ids = key_positions[:, past:]
+        if attn_mask_4d is None:
+            mask = build_attention_mask(
+                attention_mode or self.attention, attention_mask, q, key_positions, self.block_len
+            )
+        else:
+            if attn_mask_4d.shape != (B, 1, q, past + q):
+                raise ValueError(f"attn_mask_4d has shape {tuple(attn_mask_4d.shape)}; expected {(B, 1, q, past + q)}")
+            mask = attn_mask_4d.bool() & attention_mask.bool()[:, None, None, :]
+            empty = ~mask.any(-1, keepdim=True)
+            if empty.any():  # never an all-False row (NaN in SDPA): let such a query see itself
+                diag = torch.eye(q, past + q, past, dtype=torch.bool, device=mask.device)[None, None]
+                mask = mask | (diag & empty)
+        if getattr(self.backbone.config, "_attn_implementation", "sdpa") == "eager":
+            # eager attention adds the mask to the scores
+            mask = torch.zeros(mask.shape, dtype=self.dtype, device=mask.device).masked_fill(
+                ~mask, torch.finfo(self.dtype).min
+            )
+        out = self.backbone(
+            input_ids=input_ids,
+            attention_mask=mask,
+            position_ids=position_ids,
+            past_key_values=past_key_values,
+            use_cache=use_cache,
+        )
+        logits = out.logits.float()  # [B, q, V]
+        if align and self.shift:
+            # Dream/DiffuCoder: the output at i predicts token i+1, so token j reads output j-1.
+            logits = torch.cat([logits[:, :1], logits[:, :-1]], dim=1)
+        return DiffusionOutput(logits=logits, past_key_values=out.past_key_values if use_cache else None)
+
+    # -- saving -------------------------------------------------------------------------
+    def save_pretrained(self, out_dir: str | Path, tokenizer=None, dtype: torch.dtype | None = None) -> Path:
+        """Write a normal Hugging Face directory (config with the diffusion fields, safetensors,
+        tokenizer). Written to a temporary sibling and renamed, so a crash leaves no half model."""
+        import shutil
+
+        out_dir = Path(out_dir)
+        tmp = out_dir.with_name(out_dir.name + ".tmp-save")
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        self._sync_config()
+        cfg = self.backbone.config
+        cfg.eos_token_id = self.eos_token_id if self.eos_token_id is not None else cfg.eos_token_id
+        cfg.pad_token_id = self.pad_token_id if self.pad_token_id is not None else cfg.pad_token_id
+        backbone = self.backbone
+        if dtype is not None and dtype != self.dtype:
+            import copy
+
+            backbone = copy.deepcopy(self.backbone).to(dtype)
+        backbone.save_pretrained(str(tmp), safe_serialization=True)
+        if tokenizer is not None:
+            tokenizer.save_pretrained(str(tmp))
+        if out_dir.exists():
+            old = out_dir.with_name(out_dir.name + ".old-save")
+            if old.exists():
+                shutil.rmtree(old)
+            out_dir.rename(old)
+            tmp.rename(out_dir)
+            shutil.rmtree(old)
+        else:
+            out_dir.parent.mkdir(parents=True, exist_ok=True)
+            tmp.rename(out_dir)
+        return out_dir
+
+    def extra_repr(self) -> str:
+        return f"attention={self.attention}, shift={self.shift}, block_len={self.block_len}, mask_token_id={self.mask_token_id}"

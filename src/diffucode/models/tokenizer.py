@@ -1,0 +1,112 @@
+"""Tokenizer helpers: the special tokens diffusion needs, robust loading, and a tiny test tokenizer.
+
+    python -c "from diffucode.models.tokenizer import build_tiny_tokenizer; print(build_tiny_tokenizer())"
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+EOS_TOKEN = "<|endoftext|>"
+PAD_TOKEN = "<|pad|>"
+MASK_TOKEN = "<|mask|>"
+IM_START = "<|im_start|>"
+IM_END = "<|im_end|>"
+
+# A Qwen-style chat template over <|im_start|>/<|im_end|> markers.
+CHAT_TEMPLATE = (
+    "{% for message in messages %}"
+    "{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n' }}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+
+_TINY_CORPUS = [
+    "def add(a, b):\n    return a + b\n",
+    "def is_palindrome(s):\n    \"\"\"Return True if s reads the same backwards.\"\"\"\n    return s == s[::-1]\n",
+    "for i in range(10):\n    if i % 2 == 0:\n        print(i)\n    else:\n        continue\n",
+    "class Stack:\n    def __init__(self):\n        self.items = []\n\n    def push(self, x):\n        self.items.append(x)\n",
+    "import os\nimport sys\n\nresult = [x * x for x in numbers if x > 0]\nwhile n > 1:\n    n = n // 2\n",
+    "def fib(n):\n    if n < 2:\n        return n\n    return fib(n - 1) + fib(n - 2)\n",
+    "assert count_vowels('hello') == 2\nassert max_of([1, 5, 3]) == 5\n# comment: sort the list\n",
+    "The quick brown fox jumps over the lazy dog. Write a function that returns the sum.\n",
+]
+
+
+def build_tiny_tokenizer(vocab_size: int = 384):
+    """A small byte-level BPE tokenizer with every special token the pipeline needs (for tests)."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    specials = [EOS_TOKEN, PAD_TOKEN, MASK_TOKEN, IM_START, IM_END]
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=specials,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator(_TINY_CORPUS * 4, trainer=trainer)
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        eos_token=EOS_TOKEN,
+        pad_token=PAD_TOKEN,
+        mask_token=MASK_TOKEN,
+        additional_special_tokens=[IM_START, IM_END],
+    )
+    fast.chat_template = CHAT_TEMPLATE
+    fast.padding_side = "left"
+    return fast
+
+
+def ensure_mask_token(tokenizer, mask_token: str | None = None) -> bool:
+    """Make sure the tokenizer has a mask token; returns True when one was added."""
+    if mask_token is not None and mask_token in tokenizer.get_vocab():
+        tokenizer.mask_token = mask_token
+        return False
+    if tokenizer.mask_token is not None and tokenizer.mask_token_id is not None:
+        return False
+    token = mask_token or MASK_TOKEN
+    existed = token in tokenizer.get_vocab()
+    tokenizer.add_special_tokens({"mask_token": token})
+    return not existed
+
+
+def load_tokenizer(path: str | Path):
+    """AutoTokenizer, falling back to the raw ``tokenizer.json`` for checkpoints whose tokenizer
+    class needs ``trust_remote_code`` (Dream, LLaDA): special tokens come from the JSON configs."""
+    from transformers import AutoTokenizer, PreTrainedTokenizerFast
+
+    path = Path(path)
+    try:
+        tok = AutoTokenizer.from_pretrained(str(path))
+    except Exception as first_error:  # custom tokenizer classes; rebuild from tokenizer.json
+        tj = path / "tokenizer.json"
+        if not tj.is_file():
+            raise FileNotFoundError(
+                f"{path}: could not load a tokenizer ({first_error}); no tokenizer.json to fall back on"
+            ) from first_error
+        specials: dict = {}
+        for name in ("special_tokens_map.json", "tokenizer_config.json"):
+            f = path / name
+            if f.is_file():
+                data = json.loads(f.read_text())
+                for key in ("bos_token", "eos_token", "pad_token", "unk_token", "mask_token"):
+                    value = data.get(key)
+                    if isinstance(value, dict):
+                        value = value.get("content")
+                    if isinstance(value, str):
+                        specials.setdefault(key, value)
+                if "chat_template" in data and "chat_template" not in specials:
+                    specials["chat_template"] = data["chat_template"]
+        chat_template = specials.pop("chat_template", None)
+        tok = PreTrainedTokenizerFast(tokenizer_file=str(tj), **specials)
+        if chat_template:
+            tok.chat_template = chat_template
+    if tok.pad_token is None and tok.eos_token is not None:
+        tok.pad_token = tok.eos_token
+    tok.padding_side = "left"
+    return tok

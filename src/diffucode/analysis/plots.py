@@ -62,6 +62,10 @@ def plot_arness_vs_temperature(
     fig = _new_figure(4.2 * n_panels, 3.6)
     axes = fig.subplots(1, n_panels, squeeze=False)[0]
     algs = list(dict.fromkeys(p["alg"] for p in points))
+    all_ks = sorted({k for kind in kinds for k in (ks if ks is not None else _k_keys(points, kind))})
+    colours = {k: f"C{i % 10}" for i, k in enumerate(all_ks)}  # colour = k
+    styles = {a: (["-", "--", ":", "-."][i % 4], "osD^v<>"[i % 7]) for i, a in enumerate(algs)}  # line = alg
+    labelled: dict[str, Any] = {}
     for ax, kind in zip(axes, kinds):
         use_ks = list(ks) if ks is not None else _k_keys(points, kind)
         for alg in algs:
@@ -72,24 +76,27 @@ def plot_arness_vs_temperature(
                 mean = [s["mean"] if s else np.nan for s in stats]
                 std = [s.get("std", 0.0) if s else 0.0 for s in stats]
                 label = f"k={k}" if len(algs) == 1 else f"{alg}, k={k}"
-                ax.errorbar(temps, mean, yerr=std, marker="o", capsize=3, label=label)
+                h = ax.errorbar(temps, mean, yerr=std, color=colours[k], ls=styles[alg][0], marker=styles[alg][1],
+                                capsize=3, label=label)
+                labelled.setdefault(label, h)
         ax.set_xlabel("temperature")
         ax.set_ylabel(f"{kind} AR-ness@k")
         ax.set_ylim(-0.02, 1.02)
         ax.set_title(f"{kind} AR-ness")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
     if with_pass:
         ax = axes[-1]
         for alg in algs:
             pts = sorted((p for p in with_pass if p["alg"] == alg), key=lambda p: p["temperature"])
-            ax.plot([p["temperature"] for p in pts], [p["pass@1"] for p in pts], marker="s", label=alg)
+            h, = ax.plot([p["temperature"] for p in pts], [p["pass@1"] for p in pts], color="k",
+                         ls=styles[alg][0], marker=styles[alg][1], label=f"pass@1, {alg}")
+            labelled.setdefault(f"pass@1, {alg}", h)
         ax.set_xlabel("temperature")
         ax.set_ylabel("pass@1")
         ax.set_ylim(-0.02, 1.02)
         ax.set_title("pass@1")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
+    fig.legend(list(labelled.values()), list(labelled), loc="outside right upper", fontsize=7)
     fig.suptitle(title)
     return _save(fig, path)
 
@@ -160,6 +167,11 @@ def plot_confidence_curve(
     return _save(fig, path)
 
 
+def _printable(text: str) -> str:
+    # control characters have no glyph: show them as escapes, like repr() does
+    return "".join(c if c.isprintable() else f"\\x{ord(c):02x}" if ord(c) < 256 else f"\\u{ord(c):04x}" for c in text)
+
+
 def plot_decode_order(
     tokens: Sequence[str],
     reveal_steps: Sequence[int],
@@ -196,13 +208,13 @@ def plot_decode_order(
     cells: list[tuple[int, int, int, str, Any]] = []
     line, col = 0, 0
     if prompt:
-        last = prompt.replace("\t", "    ").split("\n")[-1]
+        last = _printable(prompt.replace("\t", "    ").split("\n")[-1])
         if last:
             cells.append((line, 0, len(last), last, None))
             col = len(last)
     for text, step in zip(tokens, steps):
         colour = cmap(norm(step)) if step >= 1 else (0.85, 0.85, 0.85, 1.0)
-        parts = text.replace("\t", "    ").split("\n")
+        parts = [_printable(p) for p in text.replace("\t", "    ").split("\n")]
         for i, part in enumerate(parts):
             while part:
                 room = max(1, wrap - col)
@@ -219,23 +231,26 @@ def plot_decode_order(
 
     char_w = 0.6 * fontsize / 72  # inches per monospace character
     line_h = 1.45 * fontsize / 72
-    # Axes sized in inches so one data unit is exactly one character cell of the font.
+    # Axes sized in inches so one data unit is exactly one character cell of the font;
+    # the colour bar sits at the right edge, the title above (room for both even for short code).
     text_w, text_h = n_cols * char_w, n_lines * line_h
-    fig_w, fig_h = text_w + 1.4, text_h + 0.7
+    body_h = max(text_h, 1.2)
+    fig_w, fig_h = max(text_w + 1.4, 6.0), body_h + 0.6
     fig = _new_figure(fig_w, fig_h, layout=None)
-    ax = fig.add_axes((0.1 / fig_w, 0.2 / fig_h, text_w / fig_w, text_h / fig_h))
+    ax = fig.add_axes((0.1 / fig_w, (0.2 + body_h - text_h) / fig_h, text_w / fig_w, text_h / fig_h))
     ax.set_xlim(0, n_cols)
     ax.set_ylim(n_lines, 0)
     ax.axis("off")
     for ln, c, w, text, colour in cells:
         if colour is None:  # prompt context
-            ax.text(c, ln + 0.5, text, family="monospace", fontsize=fontsize, va="center", color="0.45")
+            ax.text(c, ln + 0.5, text, family="monospace", fontsize=fontsize, va="center", color="0.45",
+                    parse_math=False)
             continue
         ax.add_patch(Rectangle((c, ln + 0.05), w, 0.9, facecolor=colour, edgecolor="none"))
         lum = 0.299 * colour[0] + 0.587 * colour[1] + 0.114 * colour[2]
         ax.text(c, ln + 0.5, text, family="monospace", fontsize=fontsize, va="center",
-                color="black" if lum > 0.55 else "white")
-    cax = fig.add_axes(((text_w + 0.4) / fig_w, 0.2 / fig_h, 0.15 / fig_w, max(text_h, 0.8) / fig_h))
+                color="black" if lum > 0.55 else "white", parse_math=False)
+    cax = fig.add_axes(((fig_w - 1.0) / fig_w, 0.2 / fig_h, 0.15 / fig_w, body_h / fig_h))
     fig.colorbar(ScalarMappable(norm=norm, cmap=cmap), cax=cax, label="reveal step")
-    ax.set_title(title, fontsize=10, loc="left")
+    fig.text(0.1 / fig_w, 1 - 0.12 / fig_h, title, fontsize=10, va="top", ha="left")
     return _save(fig, path)

@@ -8,7 +8,8 @@ prompt, the completion's token strings and the step at which each was revealed a
 blob, and a small script that draws the completion at a chosen step: tokens revealed so
 far in a colour that encodes their reveal step (early = dark blue, late = yellow, the
 viridis-like ramp of the PNG heat map), tokens still masked as grey placeholders. Controls:
-play/pause, a step slider, step back/forward and a speed selector.
+play/pause, a step slider, step back/forward and a speed selector. ``page.html#step=N``
+opens the page at step ``N``; ``page.html#play`` starts playing at once.
 
 Token text is never written into the HTML as markup: it travels inside JSON (with ``<``, ``>``
 and ``&`` escaped as ``\\u003c`` ... so ``</script>`` in a completion cannot end the script
@@ -35,14 +36,17 @@ def token_strings(tok: Any, ids: Sequence[int]) -> list[str]:
     """
     ids = [int(i) for i in ids]
     pieces: list[str] = []
-    prev_text = ""
+    emitted = ""
     for i in range(len(ids)):
         text = tok.decode(ids[: i + 1], skip_special_tokens=False, clean_up_tokenization_spaces=False)
-        if text.startswith(prev_text):
-            pieces.append(text[len(prev_text):])
+        if i < len(ids) - 1:
+            # trailing U+FFFD = the bytes of a character still incomplete: wait for the rest
+            text = text.rstrip("\ufffd")
+        if text.startswith(emitted):
+            pieces.append(text[len(emitted):])
         else:
             pieces.append(tok.decode([ids[i]], skip_special_tokens=False, clean_up_tokenization_spaces=False))
-        prev_text = text
+        emitted = text
     return pieces
 
 
@@ -171,7 +175,10 @@ _JS = r"""
   var metaLines = Object.keys(data.meta).map(function (k) { return k + ": " + JSON.stringify(data.meta[k]); });
   document.getElementById("meta").textContent = metaLines.join("\n");
   window.replay = { show: show, play: play, stop: stop, numSteps: T, current: function () { return current; } };
-  show(0);
+  // page.html#step=N opens at step N; page.html#play starts playing
+  var m = /step=(\d+)/.exec(location.hash);
+  show(m ? Number(m[1]) : 0);
+  if (/play/.test(location.hash)) play();
 })();
 """
 

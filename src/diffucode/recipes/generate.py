@@ -1,13 +1,265 @@
-"""`diffucode generate`: not implemented yet."""
+"""`diffucode generate`: decode a completion (or fill a hole) with a diffusion model.
+
+    diffucode generate --tiny --max-new-tokens 16 "def add(a, b):"
+    diffucode generate --model runs/mdm --prompt-file prompt.py --threshold 0.9 --block-len 32 --cache dual
+    echo "def f(x):" | diffucode generate --json
+    diffucode generate --prompt "def f(x):\n    " --suffix "\n    return y\n" --max-new-tokens 16   # infilling
+    diffucode generate --show-steps "def fib(n):"            # watch the canvas fill in
+
+Text in, text out: the prompt is tokenized here (with the chat template under --chat), the
+engine (`diffucode.sampling.generate`) works on ids, and the completion is decoded, cut at the
+first end token and at any --stop string. Without --model the bundled model is used; when
+there is none, an UNTRAINED tiny model is built (and a warning says so).
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+import time
+from pathlib import Path
+
+from diffucode.sampling.remasking import ALGORITHMS
+
+UNTRAINED_WARNING = "warning: UNTRAINED tiny model: output is random (pass --model PATH for a trained one)"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="diffucode generate",
+        description="Decode a completion with a diffusion language model (any unmasking algorithm, "
+                    "semi-autoregressive blocks, parallel decoding, KV caches, infilling).",
+        epilog="The prompt comes from --prompt, --prompt-file, the positional argument or stdin (in that order; give one). "
+               "Escapes such as \\n in --prompt / --suffix are taken literally: use $'...' quoting in bash for newlines.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("prompt_arg", nargs="?", metavar="PROMPT", help="the prompt text")
+    src = p.add_argument_group("input")
+    src.add_argument("--prompt", help="the prompt text")
+    src.add_argument("--prompt-file", type=Path, help="read the prompt from this file")
+    src.add_argument("--suffix", help="infilling: text after the hole; the --max-new-tokens masks go between prompt and suffix")
+    src.add_argument("--chat", action="store_true", help="wrap the prompt in the tokenizer's chat template (instruct models)")
+
+    mdl = p.add_argument_group("model")
+    mdl.add_argument("--model", type=Path, help="model directory (default: the bundled model, else an untrained tiny model)")
+    mdl.add_argument("--tiny", action="store_true", help="use an UNTRAINED tiny model (random output; for smoke tests)")
+    mdl.add_argument("--device", default=None, help="cpu / cuda / cuda:1 (default: cuda if available)")
+    mdl.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"], help="weights dtype")
+
+    dec = p.add_argument_group("decoding (GenerationConfig fields)")
+    dec.add_argument("--max-new-tokens", type=int, default=256, help="completion length (number of masks)")
+    dec.add_argument("--steps", type=int, default=None, help="denoising steps (default: max-new-tokens, one token per step)")
+    dec.add_argument("--alg", default="entropy", choices=ALGORITHMS, help="unmasking algorithm")
+    dec.add_argument("--alg-temp", type=float, default=0.0, help="randomise which positions are revealed (Dream's alg_temp)")
+    dec.add_argument("--temperature", type=float, default=0.0, help="token sampling temperature (0 = greedy)")
+    dec.add_argument("--top-p", type=float, default=None, help="nucleus sampling mass")
+    dec.add_argument("--top-k", type=int, default=None, help="keep the k most likely tokens")
+    dec.add_argument("--block-len", type=int, default=None, help="semi-autoregressive block length")
+    dec.add_argument("--threshold", type=float, default=None, help="parallel decoding: reveal all tokens with probability >= this")
+    dec.add_argument("--cache", default="none", choices=["none", "prefix", "dual"], help="KV cache for bidirectional models (approximate)")
+    dec.add_argument("--no-block-cache", action="store_true", help="block-causal models: recompute everything each step (reference)")
+    dec.add_argument("--eps", type=float, default=1e-3, help="Dream timestep schedule epsilon")
+    dec.add_argument("--seed", type=int, default=None, help="random seed")
+    dec.add_argument("-n", "--num-return-sequences", type=int, default=1, help="completions to draw")
+    dec.add_argument("--no-stop-at-eos", action="store_true", help="keep decoding/printing past the end-of-text token")
+    dec.add_argument("--no-early-exit", action="store_true", help="run every step even after the text is final")
+    dec.add_argument("--stop", action="append", default=[], metavar="STR", help="cut the text at this string (repeatable)")
+
+    out = p.add_argument_group("output")
+    out.add_argument("--json", action="store_true",
+                     help="print one JSON object: completion, token_ids, order, nfe, seconds (lists when -n > 1)")
+    out.add_argument("--echo", action="store_true", help="print the prompt (and suffix) around the completion")
+    out.add_argument("--show-steps", action="store_true", help="animate the canvas filling in (plain frames when not a terminal)")
+    out.add_argument("--delay", type=float, default=0.05, help="seconds per frame for --show-steps in a terminal")
+    return p
+
+
+def _read_prompt(args, parser) -> str:
+    given = [x for x in (args.prompt, args.prompt_file, args.prompt_arg) if x is not None]
+    if len(given) > 1:
+        parser.error("give the prompt once: --prompt, --prompt-file or a positional PROMPT")
+    if args.prompt is not None:
+        return args.prompt
+    if args.prompt_file is not None:
+        if not args.prompt_file.is_file():
+            parser.error(f"--prompt-file: no such file: {args.prompt_file}")
+        return args.prompt_file.read_text()
+    if args.prompt_arg is not None:
+        return args.prompt_arg
+    try:
+        interactive = sys.stdin is None or sys.stdin.isatty()
+    except (AttributeError, ValueError, OSError):
+        interactive = True
+    if not interactive:
+        try:
+            return sys.stdin.read()
+        except OSError:
+            pass
+    parser.error("no prompt: pass --prompt TEXT, --prompt-file PATH, a positional PROMPT, or pipe text on stdin")
+
+
+def _load(args):
+    import torch
+
+    from diffucode.models import build_tiny_model, default_model_path, load_model
+
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    path = args.model
+    if path is None and not args.tiny:
+        path = default_model_path()
+    if args.tiny or path is None:
+        if path is None and not args.tiny:
+            print("note: no --model given and no bundled model installed", file=sys.stderr)
+        print(UNTRAINED_WARNING, file=sys.stderr)
+        model, tok = build_tiny_model()
+        return model.to(device), tok, "tiny-untrained"
+    dtype = None if args.dtype == "auto" else args.dtype
+    model, tok = load_model(path, dtype=dtype, device=device)
+    return model, tok, str(path)
+
+
+def _completion_ids(row, prompt_len: int, end_ids: set[int]) -> list[int]:
+    """The generated ids up to and including the first end token."""
+    ids = row[prompt_len:].tolist()
+    for i, t in enumerate(ids):
+        if t in end_ids:
+            return ids[: i + 1]
+    return ids
+
+
+def _cut_at_stops(text: str, stops: list[str]) -> str:
+    cut = len(text)
+    for s in stops:
+        if s:
+            i = text.find(s)
+            if i != -1:
+                cut = min(cut, i)
+    return text[:cut]
+
+
+def _show_steps(history, tok, mask_id: int, prompt_text: str, delay: float, stream) -> None:
+    """Replay the per-step canvases of row 0: masks as a dim placeholder, new tokens highlighted."""
+    special = set(tok.all_special_ids)
+    pieces: dict[int, str] = {}
+
+    def piece(t: int) -> str:
+        if t not in pieces:
+            pieces[t] = "·" if t in special else tok.decode([t])
+        return pieces[t]
+
+    frames = [h[0].tolist() for h in history]
+    total = len(frames)
+    if stream.isatty():
+        from rich.console import Console
+        from rich.live import Live
+        from rich.text import Text
+
+        console = Console(file=stream)
+        prev = None
+        with Live(console=console, refresh_per_second=60, auto_refresh=False) as live:
+            for k, frame in enumerate(frames, start=1):
+                text = Text()
+                text.append(prompt_text, style="bold")
+                for j, t in enumerate(frame):
+                    if t == mask_id:
+                        text.append("░", style="dim")
+                    elif prev is None or prev[j] == mask_id:  # revealed at this step
+                        text.append(piece(t), style="bold black on green")
+                    else:
+                        text.append(piece(t))
+                text.append(f"\n[step {k}/{total}]", style="dim")
+                live.update(text, refresh=True)
+                prev = frame
+                time.sleep(delay)
+        return
+    placeholder = "░"
+    enc = getattr(stream, "encoding", None) or "utf-8"
+    try:
+        placeholder.encode(enc)
+    except (UnicodeEncodeError, LookupError):
+        placeholder = "_"
+    for k, frame in enumerate(frames, start=1):
+        body = "".join(placeholder if t == mask_id else piece(t) for t in frame)
+        stream.write(f"--- step {k}/{total} ---\n{prompt_text}{body}\n")
+    stream.flush()
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="diffucode generate", description="Not implemented yet.")
-    parser.parse_args(argv)
-    print("diffucode generate: not implemented yet", file=sys.stderr)
-    return 1
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    prompt = _read_prompt(args, parser)
+    if prompt == "" and not args.chat:
+        parser.error("the prompt is empty: a diffusion model needs at least one prompt token")
+
+    from diffucode.config import ConfigError
+    from diffucode.sampling import GenerationConfig, generate
+
+    model, tok, model_name = _load(args)
+    stop_ids: list[int] = []
+    text = prompt
+    if args.chat:
+        if not getattr(tok, "chat_template", None):
+            print(f"diffucode generate: error: --chat: the tokenizer of {model_name} has no chat template", file=sys.stderr)
+            return 2
+        text = tok.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True)
+        im_end = tok.convert_tokens_to_ids("<|im_end|>")
+        if isinstance(im_end, int) and im_end != tok.unk_token_id:
+            stop_ids.append(im_end)
+    try:
+        cfg = GenerationConfig(
+            max_new_tokens=args.max_new_tokens, steps=args.steps, alg=args.alg, alg_temp=args.alg_temp,
+            temperature=args.temperature, top_p=args.top_p, top_k=args.top_k, block_len=args.block_len,
+            threshold=args.threshold, cache=args.cache, block_cache=not args.no_block_cache, eps=args.eps,
+            seed=args.seed, num_return_sequences=args.num_return_sequences, stop_at_eos=not args.no_stop_at_eos,
+            stop_token_ids=stop_ids, early_exit=not args.no_early_exit, return_history=args.show_steps,
+        )
+    except ConfigError as e:
+        print(f"diffucode generate: error: {e}", file=sys.stderr)
+        return 2
+
+    import torch
+
+    ids = tok(text, return_tensors="pt").input_ids.to(model.device)  # [1, P]
+    if ids.shape[1] == 0:
+        parser.error("the prompt tokenizes to nothing")
+    suffix = None
+    if args.suffix is not None:
+        suffix = tok(args.suffix, add_special_tokens=False, return_tensors="pt").input_ids.to(model.device)
+    t0 = time.perf_counter()
+    try:
+        out = generate(model, ids, config=cfg, suffix_ids=suffix)
+    except (ConfigError, ValueError) as e:
+        print(f"diffucode generate: error: {e}", file=sys.stderr)
+        return 2
+    if model.device.type == "cuda":
+        torch.cuda.synchronize()
+    seconds = time.perf_counter() - t0
+
+    if args.show_steps:
+        _show_steps(out.history, tok, model.mask_token_id, text, args.delay, sys.stderr if args.json else sys.stdout)
+
+    end_ids = {t for t in (model.eos_token_id, model.pad_token_id, *stop_ids) if t is not None} if cfg.stop_at_eos else set()
+    P = out.prompt_len
+    samples = []
+    for b in range(out.sequences.shape[0]):
+        comp_ids = _completion_ids(out.sequences[b], P, end_ids)
+        completion = _cut_at_stops(tok.decode(comp_ids, skip_special_tokens=True), args.stop)
+        samples.append({"completion": completion, "token_ids": comp_ids, "order": out.order[b, :len(comp_ids)].tolist()})
+
+    if args.json:
+        many = len(samples) > 1
+        record = {key: ([s[key] for s in samples] if many else samples[0][key]) for key in ("completion", "token_ids", "order")}
+        record.update(nfe=out.nfe, seconds=round(seconds, 4), num_steps=out.num_steps, prompt_tokens=int(ids.shape[1]),
+                      model=model_name)
+        print(json.dumps(record))
+        return 0
+    for i, s in enumerate(samples):
+        if len(samples) > 1:
+            print(f"### sample {i + 1}/{len(samples)}")
+        body = s["completion"]
+        if args.echo:
+            body = text + body + (args.suffix or "")
+        print(body)
+    print(f"[{out.nfe} forward passes, {seconds:.2f}s, {model_name}]", file=sys.stderr)
+    return 0

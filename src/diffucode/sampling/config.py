@@ -1,0 +1,123 @@
+"""``GenerationConfig``: every knob of the decoding engine, validated on construction.
+
+    python -c "from diffucode.sampling import GenerationConfig; print(GenerationConfig(threshold=0.9, block_len=32))"
+
+Checks that need the model (``block_len`` against a block-causal model's block, the context
+length) happen in :func:`diffucode.sampling.generate`. Errors are :class:`ConfigError` and name
+the CLI flag next to the field.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from diffucode.config import ConfigError
+from diffucode.sampling.remasking import ALGORITHMS
+
+CACHE_MODES = ("none", "prefix", "dual")
+
+Algorithm = Literal["origin", "maskgit_plus", "topk_margin", "entropy", "low_confidence", "random"]
+
+
+@dataclass
+class GenerationConfig:
+    max_new_tokens: int = field(default=256, metadata={"help": "completion length L: number of masks appended to the prompt"})
+    steps: int | None = field(
+        default=None,
+        metadata={"help": "denoising steps in total (None = max_new_tokens, one token per step); must be <= max_new_tokens; "
+                          "ignored when threshold is set"},
+    )
+    alg: Algorithm = field(
+        default="entropy",
+        metadata={"help": "unmasking rule: Dream's origin | maskgit_plus | topk_margin | entropy, LLaDA's low_confidence | random"},
+    )
+    alg_temp: float = field(
+        default=0.0,
+        metadata={"help": "> 0: draw the positions to reveal from softmax(score / alg_temp) instead of taking the best"},
+    )
+    temperature: float = field(default=0.0, metadata={"help": "token sampling temperature; 0 = greedy (argmax)"})
+    top_p: float | None = field(default=None, metadata={"help": "nucleus sampling mass in (0, 1]; None = off"})
+    top_k: int | None = field(default=None, metadata={"help": "keep the k most likely tokens; None = off"})
+    block_len: int | None = field(
+        default=None,
+        metadata={"help": "semi-autoregressive block length (bidirectional models; must divide max_new_tokens). "
+                          "Block-causal models always decode in their own block (None or equal to it)"},
+    )
+    threshold: float | None = field(
+        default=None,
+        metadata={"help": "Fast-dLLM parallel decoding: reveal every masked token of the block whose probability is "
+                          ">= threshold (at least one per step); replaces the per-step counts"},
+    )
+    cache: Literal["none", "prefix", "dual"] = field(
+        default="none",
+        metadata={"help": "bidirectional models: none (exact reference) | prefix | dual (Fast-dLLM's approximate KV caches, "
+                          "refreshed at every block start)"},
+    )
+    block_cache: bool = field(
+        default=True,
+        metadata={"help": "block-causal models: decode with the exact KV cache (true) or recompute the whole canvas "
+                          "every step (false: the slow reference, same tokens)"},
+    )
+    eps: float = field(default=1e-3, metadata={"help": "Dream timestep schedule: ts = linspace(1, eps, steps + 1)"})
+    seed: int | None = field(default=None, metadata={"help": "seed for every random draw (None: drawn from torch's global RNG)"})
+    num_return_sequences: int = field(default=1, metadata={"help": "completions per prompt (rows are repeated)"})
+    stop_at_eos: bool = field(
+        default=True,
+        metadata={"help": "cut each completion after its first end token (eos, pad, stop_token_ids); the rest becomes pad"},
+    )
+    stop_token_ids: list[int] = field(
+        default_factory=list, metadata={"help": "extra token ids that end a completion (e.g. <|im_end|> for chat models)"}
+    )
+    early_exit: bool = field(
+        default=True,
+        metadata={"help": "stop decoding a row once its text up to the first end token is fully revealed "
+                          "(never changes the returned sequences or order; only saves forward passes)"},
+    )
+    return_history: bool = field(default=False, metadata={"help": "keep the canvas after every step (for animations / analysis)"})
+
+    def __post_init__(self):
+        def bad(flag: str, msg: str):
+            raise ConfigError(f"{flag}: {msg}")
+
+        if self.alg not in ALGORITHMS:
+            bad("--alg", f"unknown algorithm {self.alg!r}; choose one of {', '.join(ALGORITHMS)}")
+        if self.cache not in CACHE_MODES:
+            bad("--cache", f"unknown cache mode {self.cache!r}; choose one of {', '.join(CACHE_MODES)}")
+        if not isinstance(self.max_new_tokens, int) or self.max_new_tokens < 1:
+            bad("--max-new-tokens", f"must be a positive integer, got {self.max_new_tokens!r}")
+        if self.steps is not None:
+            if not isinstance(self.steps, int) or self.steps < 1:
+                bad("--steps", f"must be a positive integer, got {self.steps!r}")
+            if self.steps > self.max_new_tokens:
+                bad("--steps", f"{self.steps} steps for {self.max_new_tokens} tokens: a step reveals at least one token, "
+                               f"so steps must be <= max_new_tokens")
+        if self.block_len is not None and (not isinstance(self.block_len, int) or self.block_len < 1):
+            bad("--block-len", f"must be a positive integer, got {self.block_len!r}")
+        if self.temperature < 0:
+            bad("--temperature", f"must be >= 0, got {self.temperature}")
+        if self.alg_temp is None:
+            self.alg_temp = 0.0
+        if self.alg_temp < 0:
+            bad("--alg-temp", f"must be >= 0, got {self.alg_temp}")
+        if self.top_p is not None and not 0 < self.top_p <= 1:
+            bad("--top-p", f"must be in (0, 1], got {self.top_p}")
+        if self.top_k is not None and (not isinstance(self.top_k, int) or self.top_k < 1):
+            bad("--top-k", f"must be a positive integer, got {self.top_k!r}")
+        if self.threshold is not None and not 0 < self.threshold <= 1:
+            bad("--threshold", f"must be in (0, 1], got {self.threshold}")
+        if not 0 < self.eps < 1:
+            bad("--eps", f"must be in (0, 1), got {self.eps}")
+        if not isinstance(self.num_return_sequences, int) or self.num_return_sequences < 1:
+            bad("--num-return-sequences", f"must be a positive integer, got {self.num_return_sequences!r}")
+        self.stop_token_ids = [int(t) for t in (self.stop_token_ids or [])]
+
+    @property
+    def num_steps(self) -> int:
+        """``steps`` with the default filled in."""
+        return self.steps if self.steps is not None else self.max_new_tokens
+
+    @property
+    def stochastic(self) -> bool:
+        """Whether any random draw happens (token sampling, random positions, origin's coin flips)."""
+        return self.temperature > 0 or self.alg_temp > 0 or self.alg in ("origin", "random")

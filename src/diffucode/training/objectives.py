@@ -1,0 +1,218 @@
+"""The training objectives (ar, mdm, block; SFT reuses them) as (prepare, loss) pairs over a micro-batch.
+
+    python -m pytest tests/training/test_objectives.py -q
+
+A micro-batch is a dict of ``input_ids`` / ``attention_mask`` / ``loss_region`` (``[b, L]``)
+and ``sample_ids`` (``[b]``: the global position of each row in the data stream). ``prepare``
+corrupts it and builds the model inputs; ``loss_sum`` runs the model and returns the
+*un-normalised* loss (a sum over supervised tokens). The trainer divides by the number of
+supervisable tokens of the whole global batch (``Prepared.count`` summed over micro-batches
+and processes), which makes the gradient independent of how the batch was split.
+
+All noise is drawn with ``schedules.row_uniform(seed, sample_ids, ...)``, and the annealed
+attention pattern from ``(seed, step)``: the corruption of a sequence is a function of the
+sequence's identity and the step only.
+
+Objectives (ALGORITHMS.md section 3):
+
+* ``ar``: next-token cross-entropy, causal attention, raw (unaligned) logits.
+* ``mdm``: t ~ U(eps, 1), mask with probability t, weight 1/t; optional attention annealing,
+  random truncation and clean prefix (DiffuCoder's adaptation) and mask-rate warm-up.
+* ``block``: ``x_t ++ x0`` layout, block-truncated schedule and warm-up (Stable-DiffCoder).
+* SFT uses ``mdm`` / ``block`` / ``ar`` with ``loss_region`` = the response.
+
+Eval: ``prepare(batch, step=None)`` gives the final objective (no warm-up, no annealing, no
+truncation/prefix tricks), so evaluation losses are comparable across the run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from diffucode.diffusion import schedules as S
+from diffucode.diffusion.block import annealed_attention_mask, block_diffusion_inputs
+from diffucode.diffusion.losses import ar_loss, block_diffusion_loss, mdm_loss
+from diffucode.diffusion.masking import (
+    block_ids,
+    clean_prefix,
+    force_one_mask_per_block,
+    mask_tokens,
+    maskable_positions,
+    random_truncation,
+)
+from diffucode.training.config import DiffusionConfig
+
+
+@dataclass
+class Prepared:
+    model_inputs: dict[str, Any]  # keyword arguments of DiffusionLM.forward
+    x0: torch.Tensor  # [b, L] clean ids (the targets)
+    masked: torch.Tensor  # [b, L] bool: supervised positions (AR: targets)
+    rate: torch.Tensor  # [b, L] mask rate per position (1 for AR)
+    weighted: bool  # 1/rate weighting (False for AR and during the mask-rate warm-up)
+    count: torch.Tensor  # scalar float: this micro-batch's share of the loss denominator
+    stats: dict[str, float] = field(default_factory=dict)
+
+
+class Objective:
+    """Base class: subclasses implement ``prepare``; ``loss_sum`` is shared by the diffusion ones."""
+
+    name = "base"
+
+    def __init__(self, cfg: DiffusionConfig, seed: int, mask_token_id: int, shift: bool, block_len: int | None = None):
+        self.cfg = cfg
+        self.seed = seed
+        self.mask_token_id = mask_token_id
+        self.shift = shift
+        self.block_len = block_len
+
+    def prepare(self, batch: dict[str, torch.Tensor], step: int | None) -> Prepared:
+        raise NotImplementedError
+
+    def loss_sum(self, model, prep: Prepared) -> torch.Tensor:
+        logits = model(**prep.model_inputs).logits  # [b, L, V] aligned
+        return mdm_loss(logits, prep.x0, prep.masked, prep.rate, normalizer=1.0, weighted=prep.weighted)
+
+    # shared pieces -----------------------------------------------------------------------
+    def _uniform(self, batch, n: int, stream: int) -> torch.Tensor:
+        # eval rows carry negative sample ids, so their noise is fixed and never shared with training rows
+        return S.row_uniform(self.seed, batch["sample_ids"], n, stream, device=batch["input_ids"].device)
+
+    def _time(self, batch, step: int | None, n: int = 1, stream: int = S.STREAM_T) -> tuple[torch.Tensor, bool, float]:
+        """``[b, n]`` times, whether the loss is weighted, and the warm-up cap in force."""
+        u = self._uniform(batch, n, stream)
+        if step is not None and S.in_warmup(step, self.cfg.mask_warmup_steps):
+            cap = S.warmup_mask_cap(step, self.cfg.mask_warmup_steps, self.cfg.mask_warmup_init)
+            return S.warmup_time(u, cap), False, cap
+        return S.mdm_time(u, self.cfg.eps), True, 1.0
+
+    @staticmethod
+    def _count(weighted: bool, maskable: torch.Tensor, masked: torch.Tensor) -> torch.Tensor:
+        # weighted ELBO: per supervisable token; warm-up: mean CE over the masked tokens
+        return (maskable if weighted else masked).sum().float()
+
+    @staticmethod
+    def _stats(maskable, masked, rate, weighted, cap) -> dict[str, float]:
+        n = maskable.sum().item()
+        return {
+            "supervisable_tokens": float(n),
+            "masked_tokens": float(masked.sum().item()),
+            "mask_rate": float(masked.sum().item() / max(n, 1)),
+            "t_mean": float(rate[maskable].mean().item()) if n else 0.0,
+            "mask_warmup": float(not weighted),
+            "mask_cap": float(cap),
+        }
+
+
+class ARObjective(Objective):
+    name = "ar"
+
+    def prepare(self, batch, step):
+        ids, am = batch["input_ids"], batch["attention_mask"]
+        region = batch.get("loss_region")
+        real = am.bool()
+        target = real if region is None else region.bool() & real
+        # token j+1 is a target of the output at j (see losses.ar_loss)
+        targets = torch.zeros_like(real)
+        targets[:, 1:] = target[:, 1:] & real[:, :-1]
+        count = targets.sum().float()
+        inputs = {"input_ids": ids, "attention_mask": am, "attention_mode": "causal", "align": False}
+        return Prepared(inputs, ids, targets, torch.ones_like(ids, dtype=torch.float), False, count,
+                        {"supervisable_tokens": float(count.item())})
+
+    def loss_sum(self, model, prep):
+        raw = model(**prep.model_inputs).logits  # [b, L, V] next-token logits
+        return ar_loss(raw, prep.x0, target_mask=prep.masked, attention_mask=prep.model_inputs["attention_mask"],
+                       normalizer=1.0)
+
+
+class MDMObjective(Objective):
+    """Whole-sequence masked diffusion (LLaDA / Dream / DiffuCoder), bidirectional attention."""
+
+    name = "mdm"
+
+    def prepare(self, batch, step):
+        x0, am = batch["input_ids"], batch["attention_mask"]
+        B, L = x0.shape
+        train = step is not None
+        if train and self.cfg.truncate_fraction > 0:
+            u = self._uniform(batch, 2, S.STREAM_TRUNCATE)
+            am = random_truncation(am, u[:, 0], u[:, 1], self.cfg.truncate_fraction, min_len=2)
+        maskable = maskable_positions(am, batch.get("loss_region"), shift=self.shift)  # [B, L]
+        if train and self.cfg.prefix_fraction > 0:
+            u = self._uniform(batch, 2, S.STREAM_PREFIX)
+            maskable = clean_prefix(maskable, u[:, 0], u[:, 1], self.cfg.prefix_fraction)
+        t, weighted, cap = self._time(batch, step)  # [B, 1]
+        rate = t.expand(B, L)
+        x_t, masked = mask_tokens(x0, maskable, rate, self._uniform(batch, L, S.STREAM_TOKENS), self.mask_token_id)
+        inputs: dict[str, Any] = {"input_ids": x_t, "attention_mask": am, "align": True}
+        p = S.annealing_fraction(step, self.cfg.anneal_steps) if train else 1.0
+        if p < 1.0:
+            inputs["attn_mask_4d"] = self._annealed_mask(step, p, L, x0.device)[None, None].expand(B, 1, L, L)
+        else:
+            inputs["attention_mode"] = "bidirectional"
+        stats = self._stats(maskable, masked, rate, weighted, cap)
+        stats["anneal_p"] = p
+        return Prepared(inputs, x0, masked, rate, weighted, self._count(weighted, maskable, masked), stats)
+
+    def _annealed_mask(self, step: int, p: float, L: int, device) -> torch.Tensor:
+        """``[L, L]`` pattern of this step: one per optimiser step, shared by the whole global batch
+        (see diffusion/block.py); cached so accumulation micro-batches do not redraw it."""
+        key = (step, L, str(device))
+        if getattr(self, "_anneal_cache", (None,))[0] != key:
+            # one generator per query row: the pattern for a shorter batch is the top-left crop of a longer one
+            u = torch.stack([torch.rand(L, generator=S.seeded_generator(self.seed, step, S.STREAM_ANNEAL, i))
+                             for i in range(L)])  # [L, L]
+            self._anneal_cache = (key, annealed_attention_mask(L, p, u, self.cfg.anneal_style).to(device))
+        return self._anneal_cache[1]
+
+
+class BlockObjective(Objective):
+    """Block diffusion on ``x_t ++ x0`` with the block-truncated schedule (Stable-DiffCoder)."""
+
+    name = "block"
+
+    def prepare(self, batch, step):
+        x0, am = batch["input_ids"], batch["attention_mask"]
+        B, L = x0.shape
+        blk = self.block_len
+        maskable = maskable_positions(am, batch.get("loss_region"), shift=False)  # block models: no shift
+        positions = (am.long().cumsum(-1) - 1).clamp(min=0)  # [B, L] the model's convention
+        blocks = block_ids(positions, blk)  # [B, L]
+        if self.cfg.block_t_per == "block":
+            n_blocks = -(-L // blk)
+            u, weighted, cap = self._time(batch, step, n_blocks, S.STREAM_BLOCK_T)  # [B, nb]
+            u = u.gather(1, blocks)  # [B, L]
+        else:
+            u, weighted, cap = self._time(batch, step)  # [B, 1]
+            u = u.expand(B, L)
+        rate = S.block_truncated_rate(u, blk) if self.cfg.block_truncate else u.clamp(min=1e-6)  # [B, L]
+        _, masked = mask_tokens(x0, maskable, rate, self._uniform(batch, L, S.STREAM_TOKENS), self.mask_token_id)
+        if self.cfg.block_truncate:
+            masked = force_one_mask_per_block(masked, maskable, blk, self._uniform(batch, L, S.STREAM_PICK), positions)
+        x_t = torch.where(masked, torch.full_like(x0, self.mask_token_id), x0)
+        inputs = block_diffusion_inputs(x_t, x0, am, blk)
+        inputs["align"] = True
+        stats = self._stats(maskable, masked, rate, weighted, cap)
+        return Prepared(inputs, x0, masked, rate, weighted, self._count(weighted, maskable, masked), stats)
+
+    def loss_sum(self, model, prep: Prepared) -> torch.Tensor:
+        logits = model(**prep.model_inputs).logits  # [b, 2L, V] aligned; the loss reads the noisy half
+        return block_diffusion_loss(logits, prep.x0, prep.masked, prep.rate, normalizer=1.0, weighted=prep.weighted)
+
+
+OBJECTIVES = {"ar": ARObjective, "mdm": MDMObjective, "block": BlockObjective}
+
+
+def build_objective(name: str, cfg: DiffusionConfig, seed: int, model) -> Objective:
+    """The objective class for ``name`` (one of ``OBJECTIVES``), configured from the model."""
+    if name not in OBJECTIVES:
+        raise ValueError(f"unknown objective {name!r}; choose one of {sorted(OBJECTIVES)}")
+    if name == "block" and not model.block_len:
+        raise ValueError("the block objective needs a model with block_len (set model.block_len)")
+    if name == "block" and model.shift:
+        raise ValueError("the block objective trains without the logits shift: set model.shift=false")
+    return OBJECTIVES[name](cfg, seed, model.mask_token_id, model.shift, model.block_len)

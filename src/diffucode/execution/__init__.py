@@ -1,0 +1,92 @@
+"""Sandboxed execution of untrusted (model-generated) Python programs. Standalone: imports no
+torch and nothing else from diffucode, so evaluation and the RL reward can share it.
+
+    python -m diffucode.execution "print('hello from the sandbox')"
+
+    from diffucode.execution import run_check, run_asserts, run_jobs, check_job
+    run_check(prompt + completion, problem["test"], problem["entry_point"], timeout=5).status
+    run_asserts(program, ["assert f(1) == 2", "assert f(2) == 3"], timeout=5).fraction   # RL reward
+    run_jobs([check_job(...), ...], workers=8)          # parallel, results in submission order
+
+What each program gets (one process per program, see runner.py):
+
+* ``bwrap`` (bubblewrap): the host root read-only; a private, size-capped, writable ``/tmp``
+  (its working directory, gone afterwards); ``/root``, ``/home``, ``/run``, ``/var/tmp``,
+  ``/mnt``, ``/media``, ``/srv`` hidden behind empty tmpfs (the interpreter is re-exposed
+  read-only if it lives there); no network (an empty network namespace: not even the host's
+  loopback); its own PID namespace (it sees and can signal only its own processes; all of
+  them die with it); a new session; it dies with its parent. As root, the program runs under
+  an unused uid with no capabilities and no_new_privs.
+* resource limits: address space, CPU seconds (SIGXCPU, then SIGKILL), processes (per
+  program), file size, open files, no core dumps; a wall-clock timeout after which the
+  whole process group is killed; stdout/stderr drained continuously, only a tail kept, and
+  the program killed past ``max_output_bytes``.
+* a minimal clean environment (PATH, HOME=/tmp, locale): no tokens, keys or proxies from
+  the caller; ``python -I`` ignores PYTHON* variables and the user site directory.
+* a pass must be earned: the verdict is written by the bootstrap that runs in front of the
+  program, to a private pipe, prefixed by a random per-run token that never appears in any
+  program text, and only after the last test ran. ``exit()``, ``quit()``, ``sys.exit()``,
+  ``raise SystemExit``, ``os._exit()``, killing itself, closing or redirecting its output,
+  leaving threads or atexit handlers behind: none of these produce a verdict, so none pass.
+  Test code runs with a copy of the builtins taken before the program ran, so rebinding
+  builtins (``builtins.len = ...``) or shadowing them at module level changes nothing the
+  tests compute.
+
+Where ``bwrap`` is missing or cannot create namespaces, programs run with the limits, clean
+environment, private temp dir and process-group kill only ("limits-only"); this is printed
+once on stderr and reported by :func:`sandbox_info`. ``SandboxConfig(isolation="require")``
+refuses to run instead (``diffucode eval --require-sandbox``).
+
+What it does not cover (it is not a VM):
+
+* the kernel is the host's: a kernel exploit escapes; there is no seccomp filter, and the
+  whole (read-only) filesystem outside the hidden directories stays readable (``/etc``,
+  ``/usr``, the project checkout); a Unix socket on a visible path stays connectable if its
+  permissions allow (``/run`` is hidden for that reason).
+* memory is limited per process (RLIMIT_AS), not per program: up to ``max_processes`` times
+  ``memory_mb`` in total, plus ``tmp_size_mb`` of tmpfs; no cgroup, no I/O or CPU-share limits.
+  Timing and cache side channels between programs are not addressed.
+* the checks stop accidents and the known reward hacks, not code written to attack this
+  harness from inside the interpreter: a program can find the token in the interpreter's
+  memory (frames, ``gc``), jump over asserts with ``sys.settrace``, return objects whose
+  ``__eq__`` always says True, or patch modules it shares with the tests (``math``).
+* limits-only mode adds: no filesystem, network or PID isolation; as root with an interpreter
+  other users cannot read, no uid switch (so no process limit, and the program could signal
+  the harness); as a normal user, the program runs as that user. Processes that leave the
+  process group (``setsid``) can outlive the run until their CPU limit.
+* Linux only (bubblewrap, ``resource`` limits, ``/proc``).
+"""
+
+from diffucode.execution.checks import (
+    ORACLES,
+    AssertResult,
+    assert_result,
+    asserts_job,
+    check_job,
+    io_job,
+    outputs_job,
+    pickle_inputs,
+    program_job,
+    run_asserts,
+    run_asserts_many,
+    run_check,
+    run_program,
+)
+from diffucode.execution.runner import (
+    STATUSES,
+    ExecResult,
+    Job,
+    SandboxConfig,
+    SandboxUnavailableError,
+    default_workers,
+    run_job,
+    run_jobs,
+    sandbox_info,
+)
+
+__all__ = [
+    "ORACLES", "STATUSES", "AssertResult", "ExecResult", "Job", "SandboxConfig", "SandboxUnavailableError",
+    "assert_result", "asserts_job", "check_job", "default_workers", "io_job", "outputs_job", "pickle_inputs",
+    "program_job", "run_asserts", "run_asserts_many", "run_check", "run_job", "run_jobs", "run_program",
+    "sandbox_info",
+]

@@ -1,13 +1,428 @@
-"""`diffucode eval`: not implemented yet."""
+"""`diffucode eval`: generate completions for a code benchmark and score them in the sandbox.
+
+    diffucode eval --benchmark humaneval --tiny --limit 3 --max-new-tokens 32 --output /tmp/he   # smoke test
+    diffucode eval --benchmark humaneval --model runs/sft --n-samples 10 --k 1,10 --temperature 0.2
+    diffucode eval --benchmark mbpp_plus --data-file MbppPlus-v0.2.0.jsonl.gz --model M --chat
+    diffucode eval --benchmark humaneval --execution-only --samples samples.jsonl      # score any EvalPlus file
+    diffucode eval --config configs/eval/humaneval_base.yaml decoding.steps=128
+
+Two halves, each resumable: generation appends to OUTPUT/samples.jsonl batch by batch (rows
+already there are not decoded again), execution appends to OUTPUT/executions.jsonl (samples
+already scored are not run again). --generation-only / --execution-only run one half. The
+end writes OUTPUT/results.json (pass@k, per-task outcomes, decoding config, model, timings,
+sandbox) and prints a one-screen summary. Reading order: build config -> load tasks ->
+generate -> execute -> summarise.
+"""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import hashlib
+import json
 import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from diffucode.config import ConfigError, config_to_dict, load_config, save_config
+
+BENCHMARK_NAMES = ("humaneval", "mbpp", "humaneval_plus", "mbpp_plus", "synthetic")
+ALGS = ("origin", "maskgit_plus", "topk_margin", "entropy", "low_confidence", "random")
+UNTRAINED_WARNING = "warning: UNTRAINED tiny model: its completions are random (pass --model PATH for a trained one)"
+
+
+@dataclass
+class Decoding:
+    """The decoding flags passed into diffucode.sampling.GenerationConfig."""
+
+    max_new_tokens: int = field(default=256, metadata={"help": "completion length in tokens (masks appended to the prompt)"})
+    steps: int | None = field(default=None, metadata={"help": "denoising steps (None: max_new_tokens, one token per step)"})
+    alg: Literal["origin", "maskgit_plus", "topk_margin", "entropy", "low_confidence", "random"] = field(
+        default="entropy", metadata={"help": "unmasking algorithm"})
+    alg_temp: float = field(default=0.0, metadata={"help": "randomise the reveal order (Dream's alg_temp)"})
+    temperature: float = field(default=0.0, metadata={"help": "token sampling temperature (0: greedy)"})
+    top_p: float | None = field(default=None, metadata={"help": "nucleus sampling mass"})
+    top_k: int | None = field(default=None, metadata={"help": "keep the k most likely tokens"})
+    block_len: int | None = field(default=None, metadata={"help": "semi-autoregressive block length"})
+    threshold: float | None = field(default=None, metadata={"help": "parallel decoding confidence threshold (Fast-dLLM)"})
+    cache: Literal["none", "prefix", "dual"] = field(default="none", metadata={"help": "KV cache for bidirectional models"})
+    seed: int | None = field(default=0, metadata={"help": "seed; batch b decodes with seed + b (None: unseeded)"})
+
+    def generation_config(self):
+        from diffucode.sampling import GenerationConfig
+
+        return GenerationConfig(**dataclasses.asdict(self))
+
+
+@dataclass
+class EvalConfig:
+    benchmark: Literal["humaneval", "mbpp", "humaneval_plus", "mbpp_plus", "synthetic"] = field(
+        default="humaneval", metadata={"help": "benchmark to evaluate"})
+    model: str | None = field(default=None, metadata={"help": "model directory (default: the bundled model)"})
+    tiny: bool = field(default=False, metadata={"help": "use an UNTRAINED tiny model (smoke tests only)"})
+    device: str | None = field(default=None, metadata={"help": "cpu / cuda (default: cuda if available)"})
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = field(default="auto", metadata={"help": "weights dtype"})
+    data_file: str | None = field(default=None, metadata={"help": "local benchmark file (JSON/JSONL, .gz ok)"})
+    split: str | None = field(default=None, metadata={"help": "MBPP: test|validation|train|prompt|all; synthetic: test|train"})
+    limit: int | None = field(default=None, metadata={"help": "only the first N tasks"})
+    task_ids: list[str] | None = field(default=None, metadata={"help": "only these task ids (comma-separated)"})
+    n_samples: int = field(default=1, metadata={"help": "samples per task"})
+    k: list[int] = field(default_factory=lambda: [1, 10, 100], metadata={"help": "pass@k values (reported when k <= n)"})
+    output: str | None = field(default=None, metadata={"help": "output directory (default: runs/eval/<benchmark>)"})
+    samples: str | None = field(default=None, metadata={"help": "with --execution-only: score this samples file"})
+    generation_only: bool = field(default=False, metadata={"help": "generate samples.jsonl and stop"})
+    execution_only: bool = field(default=False, metadata={"help": "score existing samples, no model needed"})
+    overwrite: bool = field(default=False, metadata={"help": "discard this output directory's samples and results"})
+    chat: bool = field(default=False, metadata={"help": "instruct model: chat template, answer from the code block"})
+    batch_size: int = field(default=8, metadata={"help": "rows decoded together"})
+    timeout: float = field(default=10.0, metadata={"help": "seconds per program (HumanEval/MBPP; EvalPlus scales by reference time)"})
+    workers: int | None = field(default=None, metadata={"help": "programs run in parallel (default: cores)"})
+    isolation: Literal["auto", "require", "none"] = field(
+        default="auto", metadata={"help": "sandbox: auto (bwrap, else limits only with a warning) | require | none"})
+    progress: bool = field(default=True, metadata={"help": "show progress bars"})
+    decoding: Decoding = field(default_factory=Decoding, metadata={"help": "decoding settings"})
+
+    def __post_init__(self):
+        if self.execution_only and self.generation_only:
+            raise ConfigError("--execution-only and --generation-only exclude each other")
+        if self.samples is not None and not self.execution_only:
+            raise ConfigError("--samples is read only with --execution-only (generation writes OUTPUT/samples.jsonl)")
+        if self.n_samples < 1:
+            raise ConfigError(f"--n-samples must be >= 1, got {self.n_samples}")
+        if not self.k or any(k < 1 for k in self.k):
+            raise ConfigError(f"--k must be a comma-separated list of positive integers, got {self.k}")
+        if self.batch_size < 1:
+            raise ConfigError(f"--batch-size must be >= 1, got {self.batch_size}")
+        if not self.timeout > 0:
+            raise ConfigError(f"--timeout must be > 0, got {self.timeout}")
+        if self.limit is not None and self.limit < 1:
+            raise ConfigError(f"--limit must be >= 1, got {self.limit}")
+        if self.workers is not None and self.workers < 1:
+            raise ConfigError(f"--workers must be >= 1, got {self.workers}")
+        if self.tiny and self.model:
+            raise ConfigError("--tiny and --model exclude each other")
+
+
+def _int_list(text: str) -> list[int]:
+    try:
+        return [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="diffucode eval",
+        description="Evaluate a diffusion code model on HumanEval / MBPP / HumanEval+ / MBPP+ / synthetic tasks "
+                    "with pass@k; generated programs run in a bubblewrap sandbox.",
+        epilog="Flags override --config; `key=value` arguments (e.g. decoding.steps=128) override both. "
+               "Outputs: OUTPUT/samples.jsonl (EvalPlus format), executions.jsonl, results.json, config.yaml.",
+    )
+    S = argparse.SUPPRESS  # unset flags leave the config (file or defaults) alone
+    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides, e.g. decoding.steps=128")
+    p.add_argument("--config", type=Path, default=S, help="YAML config (configs/eval/*.yaml)")
+    b = p.add_argument_group("benchmark")
+    b.add_argument("--benchmark", choices=BENCHMARK_NAMES, default=S, help="which benchmark (default humaneval)")
+    b.add_argument("--data-file", default=S, help="local benchmark file (HumanEval: bundled; MBPP: mbpp.jsonl or "
+                                                   "sanitized-mbpp.json; EvalPlus: HumanEvalPlus/MbppPlus .jsonl.gz)")
+    b.add_argument("--split", default=S, help="MBPP split (default test) / synthetic split (default test)")
+    b.add_argument("--limit", type=int, default=S, help="only the first N tasks")
+    b.add_argument("--task-ids", type=lambda s: [x for x in s.split(",") if x], default=S, help="comma-separated ids")
+    m = p.add_argument_group("model")
+    m.add_argument("--model", default=S, help="model directory (default: the bundled model)")
+    m.add_argument("--tiny", action="store_true", default=S, help="UNTRAINED tiny model (smoke tests)")
+    m.add_argument("--device", default=S, help="cpu / cuda (default: cuda if available)")
+    m.add_argument("--dtype", choices=["auto", "float32", "bfloat16", "float16"], default=S, help="weights dtype")
+    m.add_argument("--chat", action="store_true", default=S, help="instruct model: chat template + code-block answer")
+    r = p.add_argument_group("run")
+    r.add_argument("--n-samples", type=int, default=S, help="samples per task (default 1)")
+    r.add_argument("--k", type=_int_list, default=S, help="pass@k values, e.g. 1,10 (default 1,10,100; k > n skipped)")
+    r.add_argument("--output", default=S, help="output directory (default runs/eval/<benchmark>)")
+    r.add_argument("--samples", default=S, help="samples file to score (with --execution-only)")
+    r.add_argument("--generation-only", action="store_true", default=S, help="only generate samples.jsonl")
+    r.add_argument("--execution-only", action="store_true", default=S, help="only score samples (no model)")
+    r.add_argument("--overwrite", action="store_true", default=S, help="start this output directory afresh")
+    r.add_argument("--timeout", type=float, default=S, help="seconds per program (default 10)")
+    r.add_argument("--workers", type=int, default=S, help="programs in parallel (default: cores)")
+    r.add_argument("--require-sandbox", dest="isolation", action="store_const", const="require", default=S,
+                   help="refuse to run programs without the bubblewrap sandbox")
+    r.add_argument("--no-sandbox", dest="isolation", action="store_const", const="none", default=S,
+                   help="resource limits only (no bubblewrap); for machines without namespaces")
+    r.add_argument("--no-progress", dest="progress", action="store_false", default=S, help="no progress bars")
+    d = p.add_argument_group("decoding (GenerationConfig)")
+    d.add_argument("--max-new-tokens", type=int, default=S, help="completion length (default 256)")
+    d.add_argument("--steps", type=int, default=S, help="denoising steps (default: max-new-tokens)")
+    d.add_argument("--alg", choices=ALGS, default=S, help="unmasking algorithm (default entropy)")
+    d.add_argument("--alg-temp", type=float, default=S, help="reveal-order temperature (default 0)")
+    d.add_argument("--temperature", type=float, default=S, help="token temperature (default 0: greedy)")
+    d.add_argument("--top-p", type=float, default=S, help="nucleus sampling mass")
+    d.add_argument("--top-k", type=int, default=S, help="keep the k most likely tokens")
+    d.add_argument("--threshold", type=float, default=S, help="parallel decoding threshold")
+    d.add_argument("--block-len", type=int, default=S, help="semi-autoregressive block length")
+    d.add_argument("--cache", choices=["none", "prefix", "dual"], default=S, help="KV cache (bidirectional models)")
+    d.add_argument("--batch-size", type=int, default=S, help="rows decoded together (default 8)")
+    d.add_argument("--seed", type=int, default=S, help="seed (default 0; batch b uses seed + b)")
+    return p
+
+
+_DECODING_FLAGS = {f.name for f in dataclasses.fields(Decoding)}
+
+
+def resolve_config(args: argparse.Namespace) -> EvalConfig:
+    flags = {k: v for k, v in vars(args).items() if k not in ("config", "overrides")}
+    overrides = list(getattr(args, "overrides", []) or [])
+    cfg = load_config(EvalConfig, getattr(args, "config", None), overrides)
+    top = {k: v for k, v in flags.items() if k not in _DECODING_FLAGS}
+    dec = {k: v for k, v in flags.items() if k in _DECODING_FLAGS}
+    try:
+        return dataclasses.replace(cfg, decoding=dataclasses.replace(cfg.decoding, **dec), **top)
+    except ConfigError:
+        raise
+    except (TypeError, ValueError) as e:
+        raise ConfigError(str(e)) from e
+
+
+# ------------------------------------------------------------------------------------------
+
+
+def _say(msg: str) -> None:
+    print(f"diffucode eval: {msg}", file=sys.stderr, flush=True)
+
+
+def _load_model(cfg: EvalConfig):
+    import torch
+
+    from diffucode.models import build_tiny_model, default_model_path, load_model
+
+    device = cfg.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cpu":
+        torch.set_num_threads(max(1, min(torch.get_num_threads(), 4)))
+    if cfg.tiny:
+        _say(UNTRAINED_WARNING)
+        model, tok = build_tiny_model()
+        return model.to(device).eval(), tok, "tiny-untrained"
+    path = cfg.model or default_model_path()
+    if path is None:
+        raise ConfigError("--model: no model given and no bundled model is installed (diffucode.models."
+                          "default_model_path() is None); pass --model PATH, or --tiny for a smoke test")
+    if not Path(path).exists():
+        raise ConfigError(f"--model {path}: no such directory")
+    dtype = None if cfg.dtype == "auto" else cfg.dtype
+    model, tok = load_model(path, dtype=dtype, device=device)
+    return model.eval(), tok, str(path)
+
+
+def _task_digest(tasks) -> str:
+    h = hashlib.sha256()
+    for t in tasks:
+        h.update(t.task_id.encode() + b"\0" + t.prompt.encode() + b"\0")
+    return h.hexdigest()[:16]
+
+
+def _generate(cfg: EvalConfig, tasks, out_dir: Path) -> dict:
+    """Generation half: append new samples to samples.jsonl; returns the generation record."""
+    from diffucode.evaluation.generation import iter_generate
+    from diffucode.evaluation.prompts import RESPONSE_PREFIX, chat_message, solution_from_base, solution_from_chat
+    from diffucode.evaluation.results import JsonlAppender, read_jsonl, write_json
+
+    gen_cfg = cfg.decoding.generation_config()  # validates the decoding flags before the model loads
+    meta_path, samples_path = out_dir / "generation.json", out_dir / "samples.jsonl"
+    if cfg.tiny:
+        model_id = "tiny-untrained"
+    else:
+        from diffucode.models import default_model_path
+
+        model_id = str(cfg.model or default_model_path() or "<none>")
+    meta = {
+        "benchmark": cfg.benchmark, "model": model_id, "chat": cfg.chat,
+        "response_prefix": RESPONSE_PREFIX if cfg.chat else None, "n_samples": cfg.n_samples,
+        "batch_size": cfg.batch_size, "generation_config": _jsonable(dataclasses.asdict(gen_cfg)),
+        "tasks": len(tasks), "task_digest": _task_digest(tasks),
+    }
+    if meta_path.is_file():
+        old = json.loads(meta_path.read_text())
+        changed = [k for k in meta if old.get(k) != meta[k]]
+        if changed:
+            raise ConfigError(f"{out_dir}: its samples were generated with different settings ({', '.join(changed)}); "
+                              "use --overwrite to start afresh or another --output")
+    done = {(r["task_id"], r.get("sample_idx")) for r in read_jsonl(samples_path) if "solution" in r}
+    todo = sum(1 for t in tasks for j in range(cfg.n_samples) if (t.task_id, j) not in done)
+    if todo == 0:
+        _say(f"all {len(tasks) * cfg.n_samples} samples already in {samples_path}")
+        return json.loads(meta_path.read_text()) if meta_path.is_file() else meta
+    if done:
+        _say(f"resuming: {len(tasks) * cfg.n_samples - todo} samples already in {samples_path}, {todo} to go")
+    if cfg.decoding.temperature == 0 and cfg.n_samples > 1:
+        _say("note: --temperature 0 with --n-samples > 1 decodes identical samples (pass@k for k > 1 is then pass@1)")
+    model, tok, _ = _load_model(cfg)
+    write_json(meta_path, meta)
+    prompts = [chat_message(t.prompt) if cfg.chat else t.prompt for t in tasks]
+
+    def skip(rows):
+        return all((tasks[i].task_id, j) in done for i, j in rows)
+
+    with JsonlAppender(samples_path) as out:
+        for batch in iter_generate(model, tok, prompts, gen_cfg, cfg.n_samples, cfg.batch_size, chat=cfg.chat,
+                                   skip=skip, progress=cfg.progress):
+            recs = []
+            for (i, j), text in zip(batch.rows, batch.texts):
+                t = tasks[i]
+                if cfg.chat:
+                    completion, solution = solution_from_chat(text, t.prompt, t.entry_point)
+                else:
+                    completion, solution = solution_from_base(text, t.prompt, t.body_continuation)
+                recs.append({"task_id": t.task_id, "solution": solution, "sample_idx": j, "completion": completion,
+                             "raw": text, "gen_s": round(batch.seconds / len(batch.rows), 4), "nfe": batch.nfe})
+            out.write(recs)
+    return meta
+
+
+def _jsonable(x):
+    return json.loads(json.dumps(x, default=str))
+
+
+def _execute(cfg: EvalConfig, tasks, samples: list[dict], out_dir: Path) -> tuple[list[dict], float, int]:
+    """Execution half: score samples not yet in executions.jsonl; returns all outcomes."""
+    from diffucode.evaluation.results import JsonlAppender, latest_by_key, read_jsonl
+    from diffucode.evaluation.scoring import ReferenceOutputs, score_samples, solution_sha
+    from diffucode.execution import SandboxConfig
+
+    exec_path = out_dir / "executions.jsonl"
+    prior = latest_by_key(read_jsonl(exec_path))
+    outcomes, todo = [], []
+    for s in samples:
+        rec = prior.get((s["task_id"], s["sample_idx"]))
+        if rec is not None and rec.get("solution_sha") == solution_sha(s["solution"]):
+            outcomes.append(rec)
+        else:
+            todo.append(s)
+    if outcomes:
+        _say(f"resuming: {len(outcomes)} samples already scored in {exec_path}, {len(todo)} to run")
+    sandbox = SandboxConfig(timeout=cfg.timeout, isolation=cfg.isolation, workers=cfg.workers)
+    refs = ReferenceOutputs(out_dir / "reference_outputs.jsonl")
+    bar = None
+    if cfg.progress and todo:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(todo), desc="execute", unit="program", dynamic_ncols=True)
+    t0 = time.perf_counter()
+    with JsonlAppender(exec_path) as out:
+        def on_outcome(rec):
+            out.write([rec])
+            if bar:
+                bar.update(1)
+
+        if any(t.kind == "io" for t in tasks) and todo:
+            _say("computing reference outputs (EvalPlus base + plus inputs) in the sandbox")
+        new = score_samples(tasks, todo, sandbox=sandbox, timeout=cfg.timeout, workers=cfg.workers, refs=refs,
+                            on_outcome=on_outcome) if todo else []
+    if bar:
+        bar.close()
+    wall = time.perf_counter() - t0
+    if refs.broken:
+        _say(f"WARNING: the reference solution failed for {len(refs.broken)} task(s): "
+             + ", ".join(list(refs.broken)[:5]))
+    return outcomes + new, wall, len(todo)
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="diffucode eval", description="Not implemented yet.")
-    parser.parse_args(argv)
-    print("diffucode eval: not implemented yet", file=sys.stderr)
-    return 1
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return _main(parser, args)
+    except ConfigError as e:
+        print(f"diffucode eval: error: {e}", file=sys.stderr)
+        return 2
+
+
+def _main(parser, args) -> int:
+    from diffucode.evaluation.results import format_summary, load_samples, read_jsonl, summarize, write_json
+    from diffucode.evaluation.tasks import DataError, load_benchmark
+    from diffucode.execution import SandboxUnavailableError, sandbox_info
+
+    t_start = time.perf_counter()
+    cfg = resolve_config(args)
+    out_dir = Path(cfg.output or f"runs/eval/{cfg.benchmark}")
+    try:
+        tasks = load_benchmark(cfg.benchmark, cfg.data_file, split=cfg.split, limit=cfg.limit,
+                               task_ids=cfg.task_ids)
+    except DataError as e:
+        raise ConfigError(str(e)) from e
+    by_id = {t.task_id: t for t in tasks}
+    samples_path = Path(cfg.samples) if cfg.samples else out_dir / "samples.jsonl"
+    if cfg.execution_only and not samples_path.is_file():
+        raise ConfigError(f"--execution-only: no samples file at {samples_path} (pass --samples FILE)")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if cfg.overwrite:
+        for name in ("samples.jsonl", "executions.jsonl", "results.json", "generation.json"):
+            (out_dir / name).unlink(missing_ok=True)
+    _say(f"{cfg.benchmark}: {len(tasks)} tasks -> {out_dir}")
+
+    meta = None
+    if not cfg.execution_only:
+        meta = _generate(cfg, tasks, out_dir)
+        save_config(cfg, out_dir / "config.yaml")  # after the resume checks passed
+        if cfg.generation_only:
+            n = len(read_jsonl(out_dir / "samples.jsonl"))
+            _say(f"wrote {out_dir / 'samples.jsonl'} ({n} samples); score it with --execution-only")
+            return 0
+    else:
+        save_config(cfg, out_dir / "config.yaml")
+        if (out_dir / "generation.json").is_file() and cfg.samples is None:
+            meta = json.loads((out_dir / "generation.json").read_text())
+
+    try:
+        samples = load_samples(samples_path, by_id)
+    except (FileNotFoundError, ValueError) as e:
+        raise ConfigError(str(e)) from e
+    foreign = sorted({s["task_id"] for s in samples} - set(by_id))
+    if foreign:
+        if cfg.limit is None and cfg.task_ids is None:
+            raise ConfigError(f"--samples {samples_path}: task ids not in {cfg.benchmark}: {', '.join(foreign[:5])}")
+        samples = [s for s in samples if s["task_id"] in by_id]  # a subset was asked for
+    if not samples:
+        raise ConfigError(f"{samples_path}: no samples for the selected tasks")
+    if cfg.execution_only and cfg.limit is None and cfg.task_ids is None:
+        present = {s["task_id"] for s in samples}
+        if len(present) < len(tasks):
+            _say(f"note: {samples_path} covers {len(present)} of {len(tasks)} {cfg.benchmark} tasks; "
+                 "pass@k is over those")
+        tasks = [t for t in tasks if t.task_id in present]
+    try:
+        outcomes, wall, n_run = _execute(cfg, tasks, samples, out_dir)
+    except SandboxUnavailableError as e:
+        raise ConfigError(f"--require-sandbox: {e}") from e
+
+    gen_s = sum(float(s.get("gen_s") or 0.0) for s in samples)
+    results = {
+        "benchmark": cfg.benchmark,
+        "model": (meta or {}).get("model") or ("(samples file)" if cfg.samples else None),
+        "samples_file": str(samples_path),
+        **summarize(tasks, outcomes, cfg.k),
+        "generation": meta,
+        "timings": {
+            "generation_s": round(gen_s, 3),
+            "execution_s": round(wall, 3),
+            "total_s": round(time.perf_counter() - t_start, 3),
+            "programs_run": n_run,
+            "programs_per_s": round(n_run / wall, 2) if wall > 0 and n_run else 0.0,
+        },
+        "sandbox": sandbox_info_safe(cfg, sandbox_info),
+        "config": config_to_dict(cfg),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    write_json(out_dir / "results.json", results)
+    print(format_summary(results))
+    print(f"results: {out_dir / 'results.json'}")
+    return 0
+
+
+def sandbox_info_safe(cfg: EvalConfig, info_fn) -> dict:
+    from diffucode.execution import SandboxConfig
+
+    try:
+        return info_fn(SandboxConfig(timeout=cfg.timeout, isolation=cfg.isolation, workers=cfg.workers))
+    except Exception as e:  # noqa: BLE001 - only reporting
+        return {"isolation": "unknown", "error": str(e)}

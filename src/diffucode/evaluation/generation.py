@@ -1,0 +1,140 @@
+"""Batched completions for benchmark prompts with the diffusion decoding engine.
+
+    python -c "
+    from diffucode.models import build_tiny_model
+    from diffucode.sampling import GenerationConfig
+    from diffucode.evaluation.generation import generate_completions
+    m, tok = build_tiny_model()
+    print(generate_completions(m, tok, ['def f(x):\\n'], GenerationConfig(max_new_tokens=16), n_samples=2))"
+
+Prompts are tokenized with left padding (the engine's layout), ``n_samples`` rows per prompt
+are decoded in batches of ``batch_size`` rows, each generation is cut at its first end token
+(eos, pad, ``<|im_end|>`` for chat, ``stop_token_ids``) and decoded without special tokens,
+then the extraction rules of :mod:`diffucode.evaluation.prompts` apply. Batches are fixed by
+row index (prompt-major), and batch ``b`` is decoded with seed ``config.seed + b``, so a run
+that skips finished batches (resume) decodes the others exactly as an uninterrupted run would.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass
+from typing import Callable, Iterator, Sequence
+
+from diffucode.evaluation.prompts import RESPONSE_PREFIX, extract_base_completion, extract_code_block
+
+
+@dataclass
+class GeneratedBatch:
+    rows: list[tuple[int, int]]  # (prompt index, sample index) of each generation
+    texts: list[str]  # decoded generations, cut at the first end token
+    nfe: int  # forward passes the batch used
+    seconds: float  # wall time of the batch
+
+
+def chat_prompt(tokenizer, message: str, response_prefix: str = RESPONSE_PREFIX) -> str:
+    """The model input for an instruct model: chat template with the user turn, then the
+    assistant turn opened with ``response_prefix``."""
+    if not getattr(tokenizer, "chat_template", None):
+        raise ValueError("--chat: this tokenizer has no chat template; evaluate it as a base model (without --chat)")
+    text = tokenizer.apply_chat_template([{"role": "user", "content": message}], tokenize=False,
+                                         add_generation_prompt=True)
+    return text + response_prefix
+
+
+def batches_of(n_prompts: int, n_samples: int, batch_size: int) -> list[list[tuple[int, int]]]:
+    rows = [(i, j) for i in range(n_prompts) for j in range(n_samples)]
+    return [rows[b: b + batch_size] for b in range(0, len(rows), batch_size)]
+
+
+def _end_ids(tokenizer, gen_config, chat: bool) -> set[int]:
+    ids = {tokenizer.eos_token_id, tokenizer.pad_token_id, *gen_config.stop_token_ids}
+    if chat:
+        im_end = tokenizer.convert_tokens_to_ids("<|im_end|>")
+        if isinstance(im_end, int) and im_end != tokenizer.unk_token_id:
+            ids.add(im_end)
+    return {i for i in ids if i is not None}
+
+
+def iter_generate(model, tokenizer, prompts: Sequence[str], gen_config, n_samples: int = 1, batch_size: int = 8, *,
+                  chat: bool = False, response_prefix: str = RESPONSE_PREFIX,
+                  skip: Callable[[list[tuple[int, int]]], bool] | None = None,
+                  progress: bool = True) -> Iterator[GeneratedBatch]:
+    """Decode every (prompt, sample) row in fixed batches; yields each batch as it finishes.
+
+    ``prompts`` are raw prompts (base) or user messages (``chat=True``: the chat template and
+    ``response_prefix`` are applied here). ``skip(rows)`` returning True skips a batch.
+    """
+    import torch
+
+    from diffucode.sampling import generate  # the engine: imported here, evaluation loads without it
+
+    if n_samples < 1 or batch_size < 1:
+        raise ValueError(f"n_samples and batch_size must be >= 1, got {n_samples}, {batch_size}")
+    texts = [chat_prompt(tokenizer, p, response_prefix) if chat else p for p in prompts]
+    end_ids = _end_ids(tokenizer, gen_config, chat)
+    extra_stops = sorted(end_ids - {tokenizer.eos_token_id, tokenizer.pad_token_id} - set(gen_config.stop_token_ids))
+    plan = batches_of(len(texts), n_samples, batch_size)
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(texts) * n_samples, desc="generate", unit="sample", dynamic_ncols=True)
+    old_side = getattr(tokenizer, "padding_side", "right")
+    tokenizer.padding_side = "left"
+    try:
+        for b, rows in enumerate(plan):
+            if skip is not None and skip(rows):
+                if bar:
+                    bar.update(len(rows))
+                continue
+            enc = tokenizer([texts[i] for i, _ in rows], return_tensors="pt", padding=True,
+                            add_special_tokens=not chat)  # a chat template writes its own special tokens
+            ids = enc["input_ids"].to(model.device)  # [B, P]
+            mask = enc["attention_mask"].to(model.device)  # [B, P]
+            cfg = dataclasses.replace(
+                gen_config, num_return_sequences=1,
+                seed=None if gen_config.seed is None else gen_config.seed + b,
+                stop_token_ids=list(gen_config.stop_token_ids) + extra_stops,
+            )
+            t0 = time.perf_counter()
+            with torch.no_grad():
+                out = generate(model, ids, mask, cfg)
+            seconds = time.perf_counter() - t0
+            gen = out.sequences[:, ids.shape[1]:].tolist()  # [B, L]
+            decoded = []
+            for row in gen:
+                cut = next((k for k, t in enumerate(row) if t in end_ids), len(row))
+                decoded.append(tokenizer.decode(row[:cut], skip_special_tokens=True))
+            if bar:
+                bar.update(len(rows))
+            yield GeneratedBatch(rows=rows, texts=decoded, nfe=int(out.nfe), seconds=seconds)
+    finally:
+        tokenizer.padding_side = old_side
+        if bar:
+            bar.close()
+
+
+def generate_completions(model, tokenizer, prompts: list[str], gen_config, n_samples: int = 1, batch_size: int = 8,
+                         chat: bool = False, progress: bool = True, *, response_prefix: str = RESPONSE_PREFIX,
+                         entry_points: Sequence[str | None] | None = None,
+                         inside_function: bool | Sequence[bool] = True) -> list[list[str]]:
+    """``[prompt][sample]`` completions with the extraction rules applied.
+
+    Base (``chat=False``): the text to append to the prompt, cut at stop sequences and at the
+    first top-level non-definition line (``inside_function``: the prompt ends inside the
+    function, as in HumanEval; False for MBPP-style prompts). Chat: the code block of the answer
+    (``entry_points`` pick the block that defines the function when there are several).
+    """
+    out: list[list[str]] = [[""] * n_samples for _ in prompts]
+    for batch in iter_generate(model, tokenizer, prompts, gen_config, n_samples, batch_size, chat=chat,
+                               response_prefix=response_prefix, progress=progress):
+        for (i, j), text in zip(batch.rows, batch.texts):
+            if chat:
+                entry = entry_points[i] if entry_points is not None else None
+                out[i][j] = extract_code_block(response_prefix + text, entry)
+            else:
+                inside = inside_function if isinstance(inside_function, bool) else inside_function[i]
+                out[i][j] = extract_base_completion(text, inside)
+    return out

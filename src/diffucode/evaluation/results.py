@@ -1,0 +1,209 @@
+"""Run files (samples.jsonl, executions.jsonl, results.json) and the end-of-run summary.
+
+    python -c "from diffucode.evaluation.results import format_summary; import json; print(format_summary(json.load(open('results.json'))))"
+
+* ``samples.jsonl``: one line per sample in the EvalPlus format (``task_id``, ``solution``: the
+  whole program) plus ours: ``sample_idx``, ``completion`` (what was appended to the prompt, or
+  the extracted code block), ``raw`` (the decoded generation), ``gen_s`` (its share of its
+  batch's wall time), ``nfe``. EvalPlus and other tools can score the file as it is.
+* ``executions.jsonl``: one line per executed sample (status, reason, verdicts). Both files
+  are appended as work finishes, so an interrupted run resumes where it stopped; a torn last
+  line is ignored and, for repeated keys, the last line wins.
+* ``results.json``: pass@k, per-task outcomes, the decoding config, model, timings, sandbox.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Iterable, Sequence
+
+from diffucode.evaluation.passk import mean_pass_at_k, reportable_ks
+from diffucode.evaluation.tasks import Task
+
+
+def read_jsonl(path: str | Path) -> list[dict]:
+    """Records of a JSONL file; a line that does not parse (an interrupted write) is skipped."""
+    path = Path(path)
+    if not path.is_file():
+        return []
+    out = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(rec, dict):
+            out.append(rec)
+    return out
+
+
+class JsonlAppender:
+    """Appends records and flushes each batch to disk (so a crash loses at most the last line)."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        # A torn last line (no newline) from a killed run would glue onto the next record.
+        if self.path.is_file() and self.path.stat().st_size:
+            with open(self.path, "rb+") as f:
+                f.seek(-1, os.SEEK_END)
+                if f.read(1) != b"\n":
+                    f.write(b"\n")
+        self.f = open(self.path, "a", encoding="utf-8")
+
+    def write(self, records: Iterable[dict]) -> None:
+        for rec in records:
+            self.f.write(json.dumps(rec, ensure_ascii=False) + "\n")
+        self.f.flush()
+        os.fsync(self.f.fileno())
+
+    def close(self) -> None:
+        self.f.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def latest_by_key(records: Iterable[dict], key=("task_id", "sample_idx")) -> dict[tuple, dict]:
+    out = {}
+    for rec in records:
+        out[tuple(rec.get(k) for k in key)] = rec
+    return out
+
+
+def load_samples(path: str | Path, tasks: dict[str, Task] | None = None) -> list[dict]:
+    """Samples from ``path`` (ours or any EvalPlus-format file), deduplicated, in file order.
+
+    A record needs ``task_id`` and ``solution`` (a whole program), or ``completion`` (then the
+    solution is the task's prompt + completion, as EvalPlus does). Missing ``sample_idx``
+    values are numbered per task in file order.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"--samples {path}: no such file")
+    records = read_jsonl(path)
+    counters: dict[str, int] = {}
+    out = []
+    for i, rec in enumerate(records):
+        if "task_id" not in rec:
+            raise ValueError(f"--samples {path}, record {i}: no task_id")
+        tid = str(rec["task_id"])
+        if "solution" not in rec:
+            if "completion" not in rec:
+                raise ValueError(f"--samples {path}, record {i}: needs `solution` or `completion`")
+            if tasks is None or tid not in tasks:
+                raise ValueError(f"--samples {path}, record {i}: `completion` without `solution` needs task {tid} "
+                                 "in the benchmark to rebuild the program")
+            rec = dict(rec, solution=tasks[tid].prompt + rec["completion"])
+        if "sample_idx" not in rec:
+            rec = dict(rec, sample_idx=counters.get(tid, 0))
+        counters[tid] = max(counters.get(tid, 0), int(rec["sample_idx"]) + 1)
+        out.append(dict(rec, task_id=tid))
+    return list(latest_by_key(out).values())
+
+
+def summarize(tasks: Sequence[Task], outcomes: Sequence[dict], ks: Iterable[int]) -> dict:
+    """pass@k (base and plus for EvalPlus) and per-task outcomes from executed samples."""
+    by_task: dict[str, list[dict]] = {t.task_id: [] for t in tasks}
+    for o in outcomes:
+        if o["task_id"] in by_task:
+            by_task[o["task_id"]].append(o)
+    scored = [t for t in tasks if by_task[t.task_id]]
+    unscored = [t.task_id for t in tasks if not by_task[t.task_id]]
+    plus = any(t.has_plus for t in scored)
+    ks = list(ks)
+    n = [len(by_task[t.task_id]) for t in scored]
+    c = [sum(1 for o in by_task[t.task_id] if o.get("passed")) for t in scored]
+    per_task = {}
+    for t in scored:
+        recs = sorted(by_task[t.task_id], key=lambda o: o.get("sample_idx", 0))
+        entry = {"n": len(recs), "correct": sum(1 for o in recs if o.get("passed")),
+                 "statuses": [o["status"] for o in recs]}
+        if plus:
+            entry["base_correct"] = sum(1 for o in recs if o.get("base_passed"))
+            entry["plus_correct"] = sum(1 for o in recs if o.get("plus_passed"))
+        failing = [o for o in recs if not o.get("passed")]
+        if failing:
+            entry["first_failure"] = {"sample_idx": failing[0].get("sample_idx"), "status": failing[0]["status"],
+                                      "reason": failing[0].get("reason", "")}
+        per_task[t.task_id] = entry
+    status_counts: dict[str, int] = {}
+    for o in outcomes:
+        status_counts[o["status"]] = status_counts.get(o["status"], 0) + 1
+    out = {
+        "pass@k": mean_pass_at_k(n, c, ks),
+        "n_tasks": len(scored),
+        "n_samples_per_task": sorted(set(n)) if n else [],
+        "k_requested": sorted(set(ks)),
+        "k_reported": reportable_ks(ks, n),
+        "statuses": status_counts,
+        "tasks": per_task,
+    }
+    if plus:
+        base_c = [sum(1 for o in by_task[t.task_id] if o.get("base_passed")) for t in scored]
+        out["pass@k_base"] = mean_pass_at_k(n, base_c, ks)
+        out["pass@k_plus"] = out["pass@k"]
+    if unscored:
+        out["unscored_tasks"] = unscored
+    return out
+
+
+def write_json(path: str | Path, data: dict) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+    tmp.replace(path)
+    return path
+
+
+def format_summary(results: dict) -> str:
+    """A one-screen table: the scores, then where the failures came from."""
+    name = results.get("benchmark", "?")
+    lines = []
+    title = f"diffucode eval: {name}"
+    model = results.get("model")
+    if model:
+        title += f"  model={model}"
+    lines.append(title)
+    rows = []
+    if "pass@k_base" in results:
+        rows.append(("base tests", results["pass@k_base"]))
+        rows.append(("base + plus", results["pass@k_plus"]))
+    else:
+        rows.append(("tests", results.get("pass@k", {})))
+    ks = sorted({k for _, d in rows for k in d}, key=lambda s: int(s.split("@")[1]))
+    width = max(len(r[0]) for r in rows) + 2
+    lines.append("-" * (width + 11 * max(1, len(ks))))
+    lines.append(" " * width + "".join(f"{k:>11}" for k in ks))
+    for label, d in rows:
+        lines.append(f"{label:<{width}}" + "".join(f"{100 * d[k]:>10.2f}%" for k in ks))
+    if not ks:
+        lines.append("(no pass@k: fewer samples per task than every requested k)")
+    lines.append("-" * (width + 11 * max(1, len(ks))))
+    ns = results.get("n_samples_per_task") or []
+    lines.append(f"tasks: {results.get('n_tasks', 0)}   samples per task: {','.join(map(str, ns)) or '-'}"
+                 f"   k requested: {','.join(map(str, results.get('k_requested', [])))}")
+    st = results.get("statuses") or {}
+    if st:
+        lines.append("outcomes: " + "  ".join(f"{k}={v}" for k, v in sorted(st.items())))
+    tm = results.get("timings") or {}
+    if tm:
+        parts = [f"{k[:-2]}={v:.1f}s" for k, v in tm.items()
+                 if k.endswith("_s") and k != "programs_per_s" and isinstance(v, (int, float))]
+        if "programs_per_s" in tm:
+            parts.append(f"programs/s={tm['programs_per_s']:.1f}")
+        lines.append("time: " + "  ".join(parts))
+    sb = results.get("sandbox") or {}
+    if sb:
+        lines.append(f"sandbox: {sb.get('isolation')}" + ("  (WARNING: " + sb["warning"] + ")" if sb.get("warning") else ""))
+    if results.get("unscored_tasks"):
+        lines.append(f"not scored (no samples): {len(results['unscored_tasks'])} tasks")
+    return "\n".join(lines)

@@ -275,9 +275,14 @@ def _split_rows(t: torch.Tensor, sizes: list[int]):
     return torch.split(t, sizes, dim=0)
 
 
-def _propose(cfg: GenerationConfig, flat: torch.Tensor, sizes: list[int], gens):
+def _propose(cfg: GenerationConfig, flat: torch.Tensor, sizes: list[int], gens, mask_id: int | None = None):
     """``flat`` [M, V]: logits of the candidates, row-major. Returns tokens [M], the chosen
     token's probability [M] and the ranking score [M]."""
+    if mask_id is not None:
+        # Never propose the mask token itself: a revealed position must hold a real token.
+        # (The references can sample it and leave the position masked; we exclude it instead.)
+        flat = flat.clone()
+        flat[:, mask_id] = float("-inf")
     dream = cfg.alg in R.DREAM_ALGS
     T = cfg.temperature
     if dream:
@@ -588,7 +593,7 @@ def generate(
             if pred is None:
                 pred = runner.logits(st, bs, be)  # [B, nb, V]
             sizes = cand.sum(1).tolist()
-            tokens, p_chosen, score = _propose(cfg, pred[cand], sizes, st.gens or [None] * st.B)
+            tokens, p_chosen, score = _propose(cfg, pred[cand], sizes, st.gens or [None] * st.B, mask_id)
             last = spb is not None and i == spb - 1
             t = s = counts_now = None
             if ts is not None:

@@ -159,7 +159,8 @@ def reference_decode(model, prompt: list[int], cfg, gen=None, suffix=(), block_c
                 logits = model(x[None]).logits[0]  # [W, V] aligned: row j is the distribution of token j
             cands = [j for j in range(bs, be) if int(x[j]) == M]
             m = len(cands)
-            rows = logits[cands]  # [m, V]
+            rows = logits[cands].clone()  # [m, V]
+            rows[:, M] = float("-inf")  # the mask token is never a proposal
             if dream:
                 z = rows / T if T > 0 else rows
                 probs = torch.softmax(torch.stack([_filter_row(r, cfg.top_p, cfg.top_k) for r in z]), -1)

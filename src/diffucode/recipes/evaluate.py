@@ -76,6 +76,11 @@ class EvalConfig:
     execution_only: bool = field(default=False, metadata={"help": "score existing samples, no model needed"})
     overwrite: bool = field(default=False, metadata={"help": "discard this output directory's samples and results"})
     chat: bool = field(default=False, metadata={"help": "instruct model: chat template, answer from the code block"})
+    response_prefix: str | None = field(
+        default=None,
+        metadata={"help": "chat: text that opens the assistant turn (default: EvalPlus's, which opens a ```python "
+                          "fence; '' for models trained to write the fence themselves, like the bundled one)"},
+    )
     batch_size: int = field(default=8, metadata={"help": "rows decoded together"})
     timeout: float = field(default=10.0, metadata={"help": "seconds per program (HumanEval/MBPP; EvalPlus scales by reference time)"})
     workers: int | None = field(default=None, metadata={"help": "programs run in parallel (default: cores)"})
@@ -136,6 +141,8 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--device", default=S, help="cpu / cuda (default: cuda if available)")
     m.add_argument("--dtype", choices=["auto", "float32", "bfloat16", "float16"], default=S, help="weights dtype")
     m.add_argument("--chat", action="store_true", default=S, help="instruct model: chat template + code-block answer")
+    m.add_argument("--response-prefix", default=S, help="chat: text opening the assistant turn (default: EvalPlus's, "
+                   "which opens a ```python fence; '' when the model writes the fence itself)")
     r = p.add_argument_group("run")
     r.add_argument("--n-samples", type=int, default=S, help="samples per task (default 1)")
     r.add_argument("--k", type=_int_list, default=S, help="pass@k values, e.g. 1,10 (default 1,10,100; k > n skipped)")
@@ -221,6 +228,14 @@ def _task_digest(tasks) -> str:
     return h.hexdigest()[:16]
 
 
+def _response_prefix(cfg: EvalConfig) -> str | None:
+    from diffucode.evaluation.prompts import RESPONSE_PREFIX
+
+    if not cfg.chat:
+        return None
+    return RESPONSE_PREFIX if cfg.response_prefix is None else cfg.response_prefix
+
+
 def _generate(cfg: EvalConfig, tasks, out_dir: Path) -> dict:
     """Generation half: append new samples to samples.jsonl; returns the generation record."""
     from diffucode.evaluation.generation import iter_generate
@@ -237,7 +252,7 @@ def _generate(cfg: EvalConfig, tasks, out_dir: Path) -> dict:
         model_id = str(cfg.model or default_model_path() or "<none>")
     meta = {
         "benchmark": cfg.benchmark, "model": model_id, "chat": cfg.chat,
-        "response_prefix": RESPONSE_PREFIX if cfg.chat else None, "n_samples": cfg.n_samples,
+        "response_prefix": _response_prefix(cfg), "n_samples": cfg.n_samples,
         "batch_size": cfg.batch_size, "generation_config": _jsonable(dataclasses.asdict(gen_cfg)),
         "tasks": len(tasks), "task_digest": _task_digest(tasks),
     }
@@ -265,12 +280,13 @@ def _generate(cfg: EvalConfig, tasks, out_dir: Path) -> dict:
 
     with JsonlAppender(samples_path) as out:
         for batch in iter_generate(model, tok, prompts, gen_cfg, cfg.n_samples, cfg.batch_size, chat=cfg.chat,
+                                   response_prefix=_response_prefix(cfg) or "",
                                    skip=skip, progress=cfg.progress):
             recs = []
             for (i, j), text in zip(batch.rows, batch.texts):
                 t = tasks[i]
                 if cfg.chat:
-                    completion, solution = solution_from_chat(text, t.prompt, t.entry_point)
+                    completion, solution = solution_from_chat(text, t.prompt, t.entry_point, _response_prefix(cfg) or "")
                 else:
                     completion, solution = solution_from_base(text, t.prompt, t.body_continuation)
                 recs.append({"task_id": t.task_id, "solution": solution, "sample_idx": j, "completion": completion,

@@ -108,3 +108,17 @@ def test_bad_inputs(models):
         model(torch.ones(1, 2000, dtype=torch.long))
     with pytest.raises(ValueError, match="unknown attention mode"):
         model(torch.ones(1, 4, dtype=torch.long), attention_mode="sideways")
+
+
+@pytest.mark.parametrize("mode", ["bidirectional", "block_causal"])
+def test_logit_positions_select_the_same_logits(models, mode):
+    model = models[mode]
+    ids = torch.randint(10, 300, (2, 10))
+    idx = torch.tensor([0, 3, 4, 9])
+    with torch.no_grad():
+        full = model(ids).logits
+        part = model(ids, logit_positions=idx).logits
+        raw_full = model(ids, align=False).logits
+        raw_part = model(ids, align=False, logit_positions=idx).logits
+    torch.testing.assert_close(part, full[:, idx])
+    torch.testing.assert_close(raw_part, raw_full[:, idx])

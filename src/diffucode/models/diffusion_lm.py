@@ -111,7 +111,11 @@ class DiffusionLM(nn.Module):
         attention_mode: AttentionMode | None = None,
         attn_mask_4d: torch.Tensor | None = None,  # [B, 1, q, past + q] bool
         align: bool = True,
+        logit_positions: torch.Tensor | None = None,  # [k] long: only these positions' logits
     ) -> DiffusionOutput:
+        """See the module docstring. ``logit_positions`` (indices into this call's ``q`` tokens,
+        shared by the batch) returns logits ``[B, k, V]`` for those positions only, which saves the
+        LM head and the float32 logits of everything else (e.g. the clean half in block training)."""
         B, q = input_ids.shape
         past = past_key_values.get_seq_length() if past_key_values is not None else 0
         if attention_mask is None:
@@ -143,15 +147,21 @@ class DiffusionLM(nn.Module):
             mask = torch.zeros(mask.shape, dtype=self.dtype, device=mask.device).masked_fill(
                 ~mask, torch.finfo(self.dtype).min
             )
+        extra = {}
+        if logit_positions is not None:
+            # aligned position j of a shift model reads raw output j-1 (position 0 reads itself)
+            raw_idx = (logit_positions - 1).clamp(min=0) if (align and self.shift) else logit_positions
+            extra["logits_to_keep"] = raw_idx.to(input_ids.device)
         out = self.backbone(
             input_ids=input_ids,
             attention_mask=mask,
             position_ids=position_ids,
             past_key_values=past_key_values,
             use_cache=use_cache,
+            **extra,
         )
-        logits = out.logits.float()  # [B, q, V]
-        if align and self.shift:
+        logits = out.logits.float()  # [B, q, V] (or [B, k, V])
+        if align and self.shift and logit_positions is None:
             # Dream/DiffuCoder: the output at i predicts token i+1, so token j reads output j-1.
             logits = torch.cat([logits[:, :1], logits[:, :-1]], dim=1)
         return DiffusionOutput(logits=logits, past_key_values=out.past_key_values if use_cache else None)

@@ -200,7 +200,9 @@ class BlockObjective(Objective):
         return Prepared(inputs, x0, masked, rate, weighted, self._count(weighted, maskable, masked), stats)
 
     def loss_sum(self, model, prep: Prepared) -> torch.Tensor:
-        logits = model(**prep.model_inputs).logits  # [b, 2L, V] aligned; the loss reads the noisy half
+        L = prep.x0.shape[1]
+        # logits of the noisy half only: the clean half is context, never a target
+        logits = model(**prep.model_inputs, logit_positions=torch.arange(L, device=prep.x0.device)).logits  # [b, L, V]
         return block_diffusion_loss(logits, prep.x0, prep.masked, prep.rate, normalizer=1.0, weighted=prep.weighted)
 
 

@@ -3,9 +3,13 @@
     python scripts/build_nano_data.py --out artifacts/data
 
 Writes, from held-in (train split) tasks only:
-  sft.jsonl         {"messages": [user, assistant]}: the user turn is exactly the prompt that
-                    ``diffucode eval --chat`` sends (EvalPlus wording around the task's code
-                    prompt); the assistant answers with one fenced python block.
+  sft.jsonl         two styles, alternating:
+                    instruct  {"messages": [user, assistant]}: the user turn is exactly the prompt
+                              that ``diffucode eval --chat`` sends (EvalPlus wording around the
+                              task's code prompt); the assistant answers with one fenced python block;
+                    completion {"prompt", "response", "chat_template": false}: the HumanEval-style
+                              prompt (signature + docstring) and the function body, no template, so
+                              ``diffucode generate "def f(x):"`` keeps working after SFT.
   rl_prompts.jsonl  {"id", "question", "test_cases"} for ``diffucode rl``: the same user turn,
                     the task's asserts as the execution reward.
 One prompt format for SFT, RL and evaluation, so a tiny model is never asked to generalise
@@ -38,10 +42,14 @@ def main(argv=None) -> int:
     tasks = load_split("train", args.n_sft + args.n_rl, args.seed)
     sft, rl = tasks[: args.n_sft], tasks[args.n_sft:]
     with (out / "sft.jsonl.tmp").open("w") as f:
-        for t in sft:
-            msgs = [{"role": "user", "content": chat_message(t["prompt"])},
-                    {"role": "assistant", "content": assistant_answer(t)}]
-            f.write(json.dumps({"messages": msgs}) + "\n")
+        for i, t in enumerate(sft):
+            if i % 2 == 0:
+                msgs = [{"role": "user", "content": chat_message(t["prompt"])},
+                        {"role": "assistant", "content": assistant_answer(t)}]
+                rec = {"messages": msgs}
+            else:
+                rec = {"prompt": t["prompt"], "response": t["canonical_solution"], "chat_template": False}
+            f.write(json.dumps(rec) + "\n")
     (out / "sft.jsonl.tmp").replace(out / "sft.jsonl")
     with (out / "rl_prompts.jsonl.tmp").open("w") as f:
         for t in rl:

@@ -149,3 +149,19 @@ def test_shipped_tiny_data_reads(tok):
     assert len(examples) >= 20 and dropped == 0
     assert all(len(e.response_ids) > 0 for e in examples)
     assert isinstance(torch.tensor(examples[0].prompt_ids), torch.Tensor)
+
+
+def test_record_can_opt_out_of_chat_template(tmp_path):
+    import json
+
+    from diffucode.data.sft import load_sft_examples
+    from diffucode.models import build_tiny_tokenizer
+
+    tok = build_tiny_tokenizer()
+    f = tmp_path / "mixed.jsonl"
+    f.write_text(json.dumps({"prompt": "def f(x):\n", "response": "    return x\n"}) + "\n"
+                 + json.dumps({"prompt": "def f(x):\n", "response": "    return x\n", "chat_template": False}) + "\n")
+    (templated, raw), dropped = load_sft_examples([str(f)], tok, 64, chat_template=True)
+    assert dropped == 0
+    assert tok.decode(raw.prompt_ids) == "def f(x):\n"
+    assert "<|im_start|>" in tok.decode(templated.prompt_ids)

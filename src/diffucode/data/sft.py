@@ -96,7 +96,10 @@ def load_sft_examples(
     examples, dropped = [], 0
     for spec in sources:
         for rec, where in iter_records(spec, hf_split=hf_split, base_dir=base_dir):
-            ex = encode_messages(tokenizer, record_to_messages(rec, where), where, chat_template)
+            # a record may opt out of the chat template ("chat_template": false), so one file can
+            # mix instruct conversations with plain completion pairs
+            use_template = rec.get("chat_template", chat_template) if isinstance(rec, dict) else chat_template
+            ex = encode_messages(tokenizer, record_to_messages(rec, where), where, bool(use_template))
             if len(ex.prompt_ids) + 2 > max_seq_len:  # room for >= 1 response token and an EOS
                 dropped += 1
                 continue

@@ -1,0 +1,110 @@
+"""Measure one DiffuCoder-nano model for the README table, or print the table from the results.
+
+    python scripts/nano_eval.py run --model runs/nano/mdm/final --name mdm [--chat] [--half-steps] [--arness]
+    python scripts/nano_eval.py table --out results/nano
+
+``run`` calls the public commands (``diffucode eval`` / ``diffucode analyze arness``), so every
+figure can be reproduced by hand from the command it prints. The shared protocol:
+
+* held-out synthetic split, first ``--limit`` tasks (60: 24 from held-out families), n = 10
+  samples per task, temperature 0.4, top-p 0.95, pass@1 and pass@10 (unbiased estimator);
+* base models: completion prompts, 48 new tokens; chat (SFT / RL) models: the ``--chat`` prompt
+  with no response prefix (the model opens the fence itself), 64 new tokens;
+* diffusion models: Dream ``entropy``, one token per step (``--half-steps``: half the steps).
+  Bidirectional models decode with the approximate dual cache in blocks of 16 (Fast-dLLM; the
+  no-cache reference is ~10x slower on this CPU); block-diffusion models use their exact KV cache;
+  the AR model decodes left to right with its KV cache;
+* AR-ness: 16 completion prompts, one sample each, temperatures 0.2 and 1.2, no cache, k = 1..4.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+
+def _attention(model: str) -> str:
+    return json.loads((Path(model) / "config.json").read_text()).get("diffusion_attention", "bidirectional")
+
+
+def _run(cmd: list[str], log: Path) -> None:
+    print("+", shlex.join(cmd), flush=True)
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("a") as f:
+        f.write("+ " + shlex.join(cmd) + "\n")
+        f.flush()
+        proc = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT)
+    if proc.returncode != 0:
+        raise SystemExit(f"command failed ({proc.returncode}); see {log}")
+
+
+def run(args) -> None:
+    out = Path(args.out) / args.name
+    attention = _attention(args.model)
+    new_tokens = 64 if args.chat else 48
+    base = ["diffucode", "eval", "--benchmark", "synthetic", "--model", args.model, "--limit", str(args.limit),
+            "--n-samples", str(args.n_samples), "--k", "1,10", "--temperature", "0.4", "--top-p", "0.95",
+            "--max-new-tokens", str(new_tokens), "--batch-size", "40", "--no-progress", "--seed", "0"]
+    if args.chat:
+        base += ["--chat", "--response-prefix", ""]
+    if attention == "bidirectional":
+        base += ["--block-len", "16", "--cache", "dual"]
+    runs = [("eval", new_tokens)] + ([("eval_half", new_tokens // 2)] if args.half_steps else [])
+    for sub, steps in runs:
+        _run(base + ["--steps", str(steps), "--output", str(out / sub)], out / "log.txt")
+    if args.arness and attention != "causal":
+        _run(["diffucode", "analyze", "arness", "--model", args.model, "--benchmark", "synthetic", "--limit", "16",
+              "--temperatures", "0.2,1.2", "--ks", "1,2,3,4", "--max-new-tokens", "48", "--no-pass-at-1",
+              "--batch-size", "16", "--output", str(out / "arness")], out / "log.txt")
+
+
+def _pass(path: Path) -> dict:
+    if not (path / "results.json").is_file():
+        return {}
+    return json.loads((path / "results.json").read_text())["pass@k"]
+
+
+def table(args) -> None:
+    root = Path(args.out)
+    rows = []
+    for d in sorted(p for p in root.iterdir() if p.is_dir()):
+        full, half = _pass(d / "eval"), _pass(d / "eval_half")
+        row = {"model": d.name, "pass@1": full.get("pass@1"), "pass@10": full.get("pass@10"),
+               "half_steps_pass@1": half.get("pass@1"), "half_steps_pass@10": half.get("pass@10")}
+        ar = d / "arness" / "arness.json"
+        if ar.is_file():
+            data = json.loads(ar.read_text())
+            for p in data["points"]:
+                t = p["temperature"]
+                for k in ("1", "2", "4"):
+                    row[f"local@{k}_T{t}"] = p["local"][k]["mean"]
+                    row[f"global@{k}_T{t}"] = p["global"][k]["mean"]
+        rows.append(row)
+    print(json.dumps(rows, indent=1))
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    r = sub.add_parser("run")
+    r.add_argument("--model", required=True)
+    r.add_argument("--name", required=True)
+    r.add_argument("--chat", action="store_true")
+    r.add_argument("--half-steps", action="store_true")
+    r.add_argument("--arness", action="store_true")
+    r.add_argument("--limit", type=int, default=60)
+    r.add_argument("--n-samples", type=int, default=10)
+    r.add_argument("--out", default="results/nano")
+    t = sub.add_parser("table")
+    t.add_argument("--out", default="results/nano")
+    args = ap.parse_args(argv)
+    run(args) if args.cmd == "run" else table(args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

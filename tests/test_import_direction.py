@@ -9,17 +9,18 @@ PKG = Path(diffucode.__file__).parent
 
 # package -> packages it must not import
 FORBIDDEN = {
-    "config": {"models", "diffusion", "sampling", "rl", "execution", "evaluation", "analysis", "data", "training", "recipes", "cli"},
-    "diffusion": {"models", "sampling", "rl", "evaluation", "training", "recipes", "cli", "data"},
-    "rl": {"recipes", "cli", "training"},
-    "models": {"sampling", "rl", "evaluation", "training", "recipes", "cli", "analysis"},
-    "sampling": {"evaluation", "training", "recipes", "cli", "rl"},
-    "execution": {"models", "diffusion", "sampling", "rl", "evaluation", "analysis", "data", "training", "recipes", "cli"},
-    "evaluation": {"recipes", "cli", "training"},
-    "analysis": {"recipes", "cli", "training"},
-    "data": {"recipes", "cli", "training", "evaluation"},
-    "training": {"recipes", "cli"},
-    "recipes": {"cli"},
+    "config": {"models", "diffusion", "sampling", "rl", "execution", "evaluation", "analysis", "data", "training", "recipes", "cli", "benchmarks"},
+    "diffusion": {"models", "sampling", "rl", "evaluation", "training", "recipes", "cli", "data", "benchmarks"},
+    "rl": {"recipes", "cli", "training", "benchmarks"},
+    "models": {"sampling", "rl", "evaluation", "training", "recipes", "cli", "analysis", "benchmarks"},
+    "sampling": {"evaluation", "training", "recipes", "cli", "rl", "benchmarks"},
+    "execution": {"models", "diffusion", "sampling", "rl", "evaluation", "analysis", "data", "training", "recipes", "cli", "benchmarks"},
+    "evaluation": {"recipes", "cli", "training", "benchmarks"},
+    "analysis": {"recipes", "cli", "training", "benchmarks"},
+    "data": {"recipes", "cli", "training", "evaluation", "benchmarks"},
+    "training": {"recipes", "cli", "benchmarks"},
+    "recipes": {"cli"},  # recipes/bench.py imports benchmarks (the only importer; tests/test_bench_cli.py checks that)
+    "benchmarks": {"recipes", "cli"},
 }
 
 

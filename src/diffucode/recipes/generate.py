@@ -48,7 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
     mdl.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"], help="weights dtype")
 
     dec = p.add_argument_group("decoding (GenerationConfig fields)")
-    dec.add_argument("--max-new-tokens", type=int, default=256, help="completion length (number of masks)")
+    dec.add_argument("--max-new-tokens", type=int, default=None,
+                     help="completion length (number of masks); default: the model's recommended length "
+                          "(config key diffucode_max_new_tokens; the bundled model: 64), else 256")
     dec.add_argument("--steps", type=int, default=None, help="denoising steps (default: max-new-tokens, one token per step)")
     dec.add_argument("--alg", default="entropy", choices=ALGORITHMS, help="unmasking algorithm")
     dec.add_argument("--alg-temp", type=float, default=0.0, help="randomise which positions are revealed (Dream's alg_temp)")
@@ -196,6 +198,8 @@ def main(argv: list[str]) -> int:
     from diffucode.sampling import GenerationConfig, generate
 
     model, tok, model_name = _load(args)
+    if args.max_new_tokens is None:  # small models trained on short contexts recommend their own length
+        args.max_new_tokens = int(getattr(model.config, "diffucode_max_new_tokens", None) or 256)
     stop_ids: list[int] = []
     text = prompt
     if args.chat:

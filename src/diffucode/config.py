@@ -4,14 +4,17 @@ Every recipe declares its config as a dataclass whose fields carry help text in
 ``field(metadata={"help": ...})``. ``load_config`` reads a YAML file, applies command-line
 overrides (``optim.lr=1e-4``), checks every key and value against the dataclass annotations
 and fails with a :class:`ConfigError` that names the key and the file. The resolved config
-is written next to a run's outputs with :func:`save_config`.
+is written next to a run's outputs with :func:`save_config`; :func:`config_command` is the shared
+command line (``--config FILE [--print-config] key=value ...``) of the config-driven recipes.
 
     cfg = load_config(TrainConfig, "configs/train/ar_tiny.yaml", ["max_steps=3"])
 """
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
+import sys
 import types
 import typing
 from pathlib import Path
@@ -212,3 +215,50 @@ def format_config_help(cls: type) -> str:
     for key, text, default in config_help(cls):
         lines.append(f"  {key} (default: {default!r})\n      {text}")
     return "\n".join(lines)
+
+
+def config_command(
+    argv: Sequence[str] | None,
+    cls: type[T],
+    *,
+    prog: str,
+    description: str,
+    examples: Sequence[str],
+    config_example: str,
+    overrides_example: str,
+) -> tuple[T, argparse.Namespace] | int:
+    """The command line of a config-driven recipe: ``[--config FILE] [--print-config] [key=value ...]``.
+
+    ``--help`` lists ``examples`` and every config key (:func:`format_config_help`). Returns
+    ``(cfg, args)`` to run, or an exit code: 2 for a bad config (one line ``PROG: message`` on
+    stderr), 0 after ``--print-config`` printed the resolved config as YAML. No ``--config`` and
+    no override is a usage error (argparse exits with 2).
+
+        parsed = config_command(argv, TrainConfig, prog="diffucode train", description="...",
+                                examples=["diffucode train --config c.yaml"], config_example="c.yaml",
+                                overrides_example="max_steps=10")
+        if isinstance(parsed, int):
+            return parsed
+        cfg, args = parsed
+    """
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        description=description,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="examples:\n" + "".join(f"  {line}\n" for line in examples) + "\n" + format_config_help(cls),
+    )
+    parser.add_argument("--config", required=False, help=f"YAML config (e.g. {config_example})")
+    parser.add_argument("overrides", nargs="*", help=f"dotted key=value overrides, e.g. {overrides_example}")
+    parser.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
+    args = parser.parse_args(argv)
+    if args.config is None and not args.overrides:
+        parser.error("give --config FILE (and/or key=value overrides)")
+    try:
+        cfg = load_config(cls, args.config, args.overrides)
+    except ConfigError as e:
+        print(f"{prog}: {e}", file=sys.stderr)
+        return 2
+    if args.print_config:
+        print(yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
+        return 0
+    return cfg, args

@@ -10,11 +10,12 @@ kept, so pass@1 works for such files too).
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, Sequence
 
 import torch
+
+from diffucode.data.jsonl import iter_jsonl
 
 BENCHMARKS = ("humaneval", "synthetic")
 
@@ -46,18 +47,13 @@ def _read_prompts_file(path: Path) -> list[dict]:
     if not path.is_file():
         raise ValueError(f"--prompts-file {path}: no such file")
     tasks = []
-    with path.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise ValueError(f"--prompts-file {path}, line {lineno}: not valid JSON ({e.msg})") from e
-            if not isinstance(row, dict) or not isinstance(row.get("prompt"), str):
-                raise ValueError(f"--prompts-file {path}, line {lineno}: needs a string field \"prompt\"")
-            row.setdefault("task_id", f"{path.stem}/{lineno}")
-            tasks.append(row)
+    rows = iter_jsonl(path, error_cls=ValueError, where="--prompts-file {path}, line {lineno}",
+                      bad_json="{where}: not valid JSON ({error.msg})")
+    for lineno, where, row in rows:
+        if not isinstance(row, dict) or not isinstance(row.get("prompt"), str):
+            raise ValueError(f"{where}: needs a string field \"prompt\"")
+        row.setdefault("task_id", f"{path.stem}/{lineno}")
+        tasks.append(row)
     if not tasks:
         raise ValueError(f"--prompts-file {path}: no prompts in the file")
     return tasks

@@ -24,6 +24,8 @@ import json
 from pathlib import Path
 from typing import Iterator
 
+from diffucode.data.jsonl import iter_jsonl
+
 TEXT_SUFFIXES = {".txt", ".py", ".md", ".rst", ".c", ".cc", ".cpp", ".h", ".java", ".js", ".ts", ".go", ".rs", ".sh"}
 DATA_SUFFIXES = {".jsonl", ".json", ".parquet"} | TEXT_SUFFIXES
 
@@ -92,16 +94,8 @@ def _iter_json_file(path: Path) -> Iterator[tuple[dict, str]]:
                     raise DataError(f"{where}: expected a JSON object, got {type(rec).__name__}")
                 yield rec, where
             return
-        for lineno, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            where = f"{path}:{lineno}"
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise DataError(f"{where}: malformed JSON line ({e.msg} at column {e.colno})") from e
-            if not isinstance(rec, dict):
-                raise DataError(f"{where}: expected a JSON object, got {type(rec).__name__}")
+        for _, where, rec in iter_jsonl(path, lines=f, error_cls=DataError, objects_only=True,
+                                        bad_json="{where}: malformed JSON line ({error.msg} at column {error.colno})"):
             yield rec, where
 
 

@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
+from diffucode.data.jsonl import iter_jsonl
+
 BENCHMARKS = ("humaneval", "mbpp", "humaneval_plus", "mbpp_plus", "synthetic")
 HUB_REPOS = {
     "mbpp": "google-research-datasets/mbpp",
@@ -89,18 +91,9 @@ def read_records(path: str | Path) -> list[dict]:
         if not isinstance(data, list) or not all(isinstance(r, dict) for r in data):
             raise DataError(f"--data-file {path}: expected a JSON list of task objects")
         return data
-    records = []
-    for lineno, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise DataError(f"--data-file {path}, line {lineno}: not valid JSON: {e}") from e
-        if not isinstance(rec, dict):
-            raise DataError(f"--data-file {path}, line {lineno}: expected a JSON object, got {type(rec).__name__}")
-        records.append(rec)
-    return records
+    rows = iter_jsonl(path, lines=text.splitlines(), error_cls=DataError, where="--data-file {path}, line {lineno}",
+                      objects_only=True)
+    return [row.record for row in rows]
 
 
 def _require(rec: dict, keys: Iterable[str], where: str) -> None:

@@ -51,19 +51,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Literal, Optional, Sequence
 
-from diffucode.config import ConfigError, config_to_dict, format_config_help, load_config, save_config
-from diffucode.training.config import LoggingConfig, OptimConfig, TinyModelConfig
+from diffucode.config import ConfigError, config_command, config_to_dict, save_config
+from diffucode.training.config import LoggingConfig, ModelConfig, OptimConfig
 
 
 # ---------------------------------------------------------------------------------------------
 # config
 # ---------------------------------------------------------------------------------------------
 @dataclass
-class RLModelConfig:
+class RLModelConfig(ModelConfig):
+    """ModelConfig (same keys and defaults) with RL's help texts and no causal attention (RL needs a diffusion model).
+
+    A key added to ModelConfig appears here too: _build_model below must then honour it.
+    """
+
     init_from: Optional[str] = field(
         default=None, metadata={"help": "checkpoint to fine-tune (any format load_model reads); unset: a fresh tiny model"}
     )
-    tiny: TinyModelConfig = field(default_factory=TinyModelConfig, metadata={"help": "tiny model (when init_from is unset)"})
     attention: Optional[Literal["bidirectional", "block_causal"]] = field(
         default=None,
         metadata={"help": "override the attention (unset: the checkpoint's; tiny: bidirectional). The coupled estimator "
@@ -72,7 +76,6 @@ class RLModelConfig:
     shift: Optional[bool] = field(default=None, metadata={"help": "override the logits shift (unset: the checkpoint's; tiny: true)"})
     block_len: Optional[int] = field(default=None, metadata={"help": "block length for block_causal attention"})
     dtype: Literal["float32", "bfloat16", "float16"] = field(default="float32", metadata={"help": "dtype of the weights"})
-    gradient_checkpointing: bool = field(default=False, metadata={"help": "recompute activations in backward to save memory"})
 
 
 @dataclass
@@ -786,36 +789,25 @@ def measure_pass_rates(records: list[dict], model_paths: Sequence[str], args) ->
 def main(argv: list[str]) -> int:
     if argv and argv[0] == "filter":
         return _filter_main(argv[1:])
-    parser = argparse.ArgumentParser(
+    parsed = config_command(
+        argv, RLConfig,
         prog="diffucode rl",
         description="coupled-GRPO (DiffuCoder): reinforcement learning for diffusion code models with complementary-mask "
                     "log-likelihood estimates and code-execution rewards. Sub-mode 'diffucode rl filter' selects hard "
                     "prompts (see 'diffucode rl filter --help').",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="examples:\n"
-               "  diffucode rl --config configs/rl/coupled_grpo_tiny.yaml\n"
-               "  diffucode rl --config configs/rl/coupled_grpo.yaml model.init_from=ckpt data.prompts=hard.jsonl\n"
-               "  diffucode rl --config configs/rl/coupled_grpo_tiny.yaml grpo.estimator=decoupled output_dir=runs/dec\n"
-               "  diffucode rl --config configs/rl/coupled_grpo_tiny.yaml resume=true\n"
-               "  diffucode rl filter --prompts p.jsonl --pass-rates rates.jsonl --out hard.jsonl\n\n"
-               + format_config_help(RLConfig),
+        examples=[
+            "diffucode rl --config configs/rl/coupled_grpo_tiny.yaml",
+            "diffucode rl --config configs/rl/coupled_grpo.yaml model.init_from=ckpt data.prompts=hard.jsonl",
+            "diffucode rl --config configs/rl/coupled_grpo_tiny.yaml grpo.estimator=decoupled output_dir=runs/dec",
+            "diffucode rl --config configs/rl/coupled_grpo_tiny.yaml resume=true",
+            "diffucode rl filter --prompts p.jsonl --pass-rates rates.jsonl --out hard.jsonl",
+        ],
+        config_example="configs/rl/coupled_grpo_tiny.yaml",
+        overrides_example="grpo.beta=0 max_steps=3",
     )
-    parser.add_argument("--config", required=False, help="YAML config (e.g. configs/rl/coupled_grpo_tiny.yaml)")
-    parser.add_argument("overrides", nargs="*", help="dotted key=value overrides, e.g. grpo.beta=0 max_steps=3")
-    parser.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
-    args = parser.parse_args(argv)
-    if args.config is None and not args.overrides:
-        parser.error("give --config FILE (and/or key=value overrides)")
-    try:
-        cfg = load_config(RLConfig, args.config, args.overrides)
-    except ConfigError as e:
-        print(f"diffucode rl: {e}", file=sys.stderr)
-        return 2
-    if args.print_config:
-        import yaml
-
-        print(yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
-        return 0
+    if isinstance(parsed, int):
+        return parsed
+    cfg, args = parsed
     from diffucode.rl.data import DataError
 
     try:

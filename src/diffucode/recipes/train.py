@@ -30,7 +30,6 @@ step (``diffusion/block.py``); evaluation uses the final objective (no warm-up o
 
 from __future__ import annotations
 
-import argparse
 import math
 import shutil
 import sys
@@ -39,7 +38,7 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-from diffucode.config import ConfigError, config_to_dict, format_config_help, load_config, save_config
+from diffucode.config import ConfigError, config_command, config_to_dict, save_config
 from diffucode.training.config import TrainConfig
 
 
@@ -401,34 +400,23 @@ def train(cfg: TrainConfig, config_path: str | Path | None = None) -> TrainResul
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(
+    parsed = config_command(
+        argv, TrainConfig,
         prog="diffucode train",
         description="Train a diffusion LM for code: recipes ar, mdm (DiffuCoder-style adaptation), block "
                     "(Stable-DiffCoder-style block diffusion) and sft, on accelerate (DDP / FSDP / DeepSpeed).",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="examples:\n"
-               "  diffucode train --config configs/train/mdm_tiny.yaml\n"
-               "  diffucode train --config configs/train/block_tiny.yaml max_steps=5 output_dir=runs/try\n"
-               "  diffucode train --config configs/train/ar_tiny.yaml resume=true\n"
-               "  accelerate launch --config_file configs/accelerate/ddp.yaml -m diffucode.cli train --config ...\n\n"
-               + format_config_help(TrainConfig),
+        examples=[
+            "diffucode train --config configs/train/mdm_tiny.yaml",
+            "diffucode train --config configs/train/block_tiny.yaml max_steps=5 output_dir=runs/try",
+            "diffucode train --config configs/train/ar_tiny.yaml resume=true",
+            "accelerate launch --config_file configs/accelerate/ddp.yaml -m diffucode.cli train --config ...",
+        ],
+        config_example="configs/train/mdm_tiny.yaml",
+        overrides_example="optim.lr=1e-4 max_steps=10",
     )
-    parser.add_argument("--config", required=False, help="YAML config (e.g. configs/train/mdm_tiny.yaml)")
-    parser.add_argument("overrides", nargs="*", help="dotted key=value overrides, e.g. optim.lr=1e-4 max_steps=10")
-    parser.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
-    args = parser.parse_args(argv)
-    if args.config is None and not args.overrides:
-        parser.error("give --config FILE (and/or key=value overrides)")
-    try:
-        cfg = load_config(TrainConfig, args.config, args.overrides)
-    except ConfigError as e:
-        print(f"diffucode train: {e}", file=sys.stderr)
-        return 2
-    if args.print_config:
-        import yaml
-
-        print(yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
-        return 0
+    if isinstance(parsed, int):
+        return parsed
+    cfg, args = parsed
     try:
         result = train(cfg, config_path=args.config)
     except ConfigError as e:

@@ -19,6 +19,7 @@ from typing import Any, Sequence
 
 import torch
 
+from diffucode.data.jsonl import iter_jsonl
 from diffucode.diffusion.schedules import seeded_generator
 
 STREAM_RL_ORDER = 102
@@ -54,17 +55,10 @@ def load_prompts(path: str | Path, limit: int | None = None) -> list[dict]:
     if not path.is_file():
         raise DataError(f"prompt file not found: {path}")
     records = []
-    with path.open() as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise DataError(f"{path}:{lineno}: not valid JSON: {e}") from e
-            records.append(normalise_record(rec, f"{path}:{lineno}", lineno - 1))
-            if limit is not None and len(records) >= limit:
-                break
+    for lineno, where, rec in iter_jsonl(path, error_cls=DataError):
+        records.append(normalise_record(rec, where, lineno - 1))
+        if limit is not None and len(records) >= limit:
+            break  # lines after the limit are not read
     if not records:
         raise DataError(f"{path}: no prompts")
     ids = [r["id"] for r in records]

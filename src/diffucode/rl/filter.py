@@ -25,11 +25,11 @@ models (at least two).
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Mapping, Sequence
 
+from diffucode.data.jsonl import iter_jsonl
 from diffucode.rl.data import DataError
 
 
@@ -78,14 +78,8 @@ def read_pass_rates(path: str | Path) -> tuple[dict[str, list[float]], list[str]
         raise DataError(f"pass-rate file not found: {path}")
     out: dict[str, list[float]] = {}
     models: list[str] | None = None
-    for lineno, line in enumerate(path.read_text().splitlines(), 1):
-        if not line.strip():
-            continue
-        where = f"{path}:{lineno}"
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise DataError(f"{where}: not valid JSON: {e}") from e
+    # lines without their newlines (read whole, as this reader always has): decode-error positions stay the same
+    for _, where, rec in iter_jsonl(path, lines=path.read_text().splitlines(), error_cls=DataError, objects_only=True):
         pid = rec.get("id", rec.get("task_id"))
         rates = rec.get("pass_rates")
         if pid is None or rates is None:

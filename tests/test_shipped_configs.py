@@ -16,8 +16,8 @@ CLASSES = {"train": TrainConfig, "rl": RLConfig, "eval": EvalConfig}
 
 
 def test_found_every_config():
-    # 13 train + 2 rl + 3 eval + 8 nano-pipeline configs at the time of writing
-    assert len(CONFIGS) >= 26, [str(p.relative_to(ROOT)) for p in CONFIGS]
+    # 13 train + 2 rl + 3 eval + 9 nano-pipeline configs at the time of writing
+    assert len(CONFIGS) >= 27, [str(p.relative_to(ROOT)) for p in CONFIGS]
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: str(p.relative_to(ROOT)))

@@ -1,0 +1,27 @@
+"""The bundled DiffuCoder-nano model ships inside the package, is small, loads by default and decodes."""
+
+import json
+
+import torch
+
+from diffucode.models import default_model_path, load_model
+from diffucode.sampling import GenerationConfig, generate
+
+
+def test_bundled_model_is_present_and_small():
+    path = default_model_path()
+    assert path is not None, "src/diffucode/assets/diffucoder-nano is missing"
+    size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+    assert size <= 25 * 2**20
+    cfg = json.loads((path / "config.json").read_text())
+    assert cfg["dtype"] == "float16" and cfg["diffusion_attention"] in ("bidirectional", "block_causal")
+
+
+def test_bundled_model_loads_and_generates():
+    model, tok = load_model(default_model_path())
+    assert model.dtype == torch.float32  # half precision on disk, float32 on the CPU
+    ids = tok("def is_palindrome(s):\n", return_tensors="pt").input_ids
+    out = generate(model, ids, config=GenerationConfig(max_new_tokens=12))
+    gen = out.sequences[0, ids.shape[1]:]
+    assert gen.shape[0] == 12 and not (gen == model.mask_token_id).any()
+    assert tok.mask_token_id == model.mask_token_id and tok.chat_template

@@ -258,14 +258,6 @@ def _log(accelerator, msg: str) -> None:
         print(f"diffucode rl: {msg}", file=sys.stderr, flush=True)
 
 
-def _mixed_precision(choice: str) -> str:
-    import torch
-
-    if choice != "auto":
-        return choice
-    return "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "no"
-
-
 # ---------------------------------------------------------------------------------------------
 # pieces of the loop
 # ---------------------------------------------------------------------------------------------
@@ -440,7 +432,9 @@ def train_rl(
         raise ConfigError(f"reward.weights has {len(cfg.reward.weights)} entries for {len(funcs)} reward functions")
     func_names = [getattr(f, "__name__", f"reward{j}") for j, f in enumerate(funcs)]
 
-    accelerator = Accelerator(cpu=cpu, mixed_precision=_mixed_precision(cfg.mixed_precision))
+    from diffucode.training.optim import resolve_mixed_precision
+
+    accelerator = Accelerator(cpu=cpu, mixed_precision=resolve_mixed_precision(cfg.mixed_precision))
     rank = accelerator.process_index
     out = Path(cfg.output_dir)
     resume_from = _prepare_output_dir(cfg, accelerator)

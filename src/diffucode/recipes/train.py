@@ -61,14 +61,6 @@ def _log(accelerator, msg: str) -> None:
         print(f"diffucode train: {msg}", file=sys.stderr, flush=True)
 
 
-def _mixed_precision(choice: str) -> str:
-    import torch
-
-    if choice != "auto":
-        return choice
-    return "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "no"
-
-
 def _build_model(cfg: TrainConfig):
     """The model to train, with the recipe's attention / shift / block length, and its tokenizer."""
     from diffucode.models import build_tiny_model, load_model, load_tokenizer
@@ -226,7 +218,9 @@ def train(cfg: TrainConfig, config_path: str | Path | None = None) -> TrainResul
         raise ConfigError(f"batch_size={cfg.batch_size} must be a multiple of micro_batch_size={cfg.micro_batch_size} "
                           f"x {world} processes")
     accum = per_process // cfg.micro_batch_size
-    accelerator = Accelerator(cpu=cpu, mixed_precision=_mixed_precision(cfg.mixed_precision),
+    from diffucode.training.optim import resolve_mixed_precision
+
+    accelerator = Accelerator(cpu=cpu, mixed_precision=resolve_mixed_precision(cfg.mixed_precision),
                               gradient_accumulation_steps=accum)
     # python / numpy / torch RNGs (LoRA init, dropout); the training noise has its own seeded streams
     set_seed(cfg.seed)

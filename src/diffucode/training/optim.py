@@ -52,3 +52,12 @@ def build_scheduler(optimizer: torch.optim.Optimizer, cfg: OptimConfig, max_step
     return torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: lr_factor(step, max_steps, cfg.warmup_steps, cfg.min_lr_ratio, cfg.schedule)
     )
+
+
+def resolve_mixed_precision(choice: str) -> str:
+    """``auto`` -> bf16 on a GPU that supports it, else full precision; other values pass through."""
+    import torch
+
+    if choice != "auto":
+        return choice
+    return "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "no"

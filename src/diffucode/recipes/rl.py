@@ -44,7 +44,6 @@ import argparse
 import contextlib
 import copy
 import math
-import shutil
 import sys
 import time
 from dataclasses import dataclass, field
@@ -318,32 +317,6 @@ def _load_records(cfg: RLConfig, base_dir: Path | None) -> list[dict]:
     return [normalise_record(t, f"synthetic task {i}", i) for i, t in enumerate(tasks)]
 
 
-def _prepare_output_dir(cfg: RLConfig, accelerator) -> Path | None:
-    from diffucode.training.checkpoint import checkpoint_root, latest_checkpoint, list_checkpoints, remove_incomplete
-
-    out = Path(cfg.output_dir)
-    existing = list_checkpoints(out)
-    if cfg.resume:
-        if accelerator.is_main_process:
-            remove_incomplete(out)
-        accelerator.wait_for_everyone()
-        ckpt = latest_checkpoint(out)
-        if ckpt is None:
-            _log(accelerator, f"resume=true but {out} has no checkpoint yet: starting from step 0")
-        return ckpt
-    if existing and not cfg.overwrite:
-        raise ConfigError(f"output_dir {out} already has checkpoints (newest: {existing[-1][1].name}); pass resume=true "
-                          "to continue or overwrite=true to start over")
-    accelerator.wait_for_everyone()
-    if accelerator.is_main_process:
-        if existing or checkpoint_root(out).exists():
-            shutil.rmtree(checkpoint_root(out), ignore_errors=True)
-            shutil.rmtree(out / "final", ignore_errors=True)
-        out.mkdir(parents=True, exist_ok=True)
-    accelerator.wait_for_everyone()
-    return None
-
-
 def score_completions(
     reward_funcs: Sequence[Callable],
     prompts: list[str],
@@ -437,7 +410,10 @@ def train_rl(
     accelerator = Accelerator(cpu=cpu, mixed_precision=resolve_mixed_precision(cfg.mixed_precision))
     rank = accelerator.process_index
     out = Path(cfg.output_dir)
-    resume_from = _prepare_output_dir(cfg, accelerator)
+    from diffucode.training.checkpoint import prepare_output_dir
+
+    resume_from = prepare_output_dir(cfg.output_dir, cfg.resume, cfg.overwrite, accelerator,
+                                     lambda msg: _log(accelerator, msg))
     if accelerator.is_main_process:
         save_config(cfg, out / "config.yaml")
 

@@ -31,7 +31,6 @@ step (``diffusion/block.py``); evaluation uses the final objective (no warm-up o
 from __future__ import annotations
 
 import math
-import shutil
 import sys
 import time
 import warnings
@@ -168,35 +167,6 @@ def _build_data(cfg: TrainConfig, tok, model, base_dir, objective: str):
     return PackedSource(train_rows), (PackedSource(eval_rows) if eval_rows is not None and len(eval_rows) else None), info
 
 
-def _prepare_output_dir(cfg: TrainConfig, accelerator) -> Path | None:
-    """Decide between resume / fresh start; returns the checkpoint to resume from, if any."""
-    from diffucode.training.checkpoint import checkpoint_root, latest_checkpoint, list_checkpoints, remove_incomplete
-
-    out = Path(cfg.output_dir)
-    existing = list_checkpoints(out)
-    if cfg.resume:
-        if accelerator.is_main_process:
-            remove_incomplete(out)
-        accelerator.wait_for_everyone()
-        ckpt = latest_checkpoint(out)
-        if ckpt is None:
-            _log(accelerator, f"resume=true but {out} has no checkpoint yet: starting from step 0")
-        return ckpt
-    if existing and not cfg.overwrite:
-        raise ConfigError(
-            f"output_dir {out} already has checkpoints (newest: {existing[-1][1].name}); pass resume=true to continue "
-            "or overwrite=true to start over"
-        )
-    accelerator.wait_for_everyone()
-    if accelerator.is_main_process:
-        if existing or checkpoint_root(out).exists():
-            shutil.rmtree(checkpoint_root(out), ignore_errors=True)
-            shutil.rmtree(out / "final", ignore_errors=True)
-        out.mkdir(parents=True, exist_ok=True)
-    accelerator.wait_for_everyone()
-    return None
-
-
 def train(cfg: TrainConfig, config_path: str | Path | None = None) -> TrainResult:
     """Run one training recipe to the end (or to ``stop_after``); see the module docstring."""
     import torch
@@ -225,7 +195,10 @@ def train(cfg: TrainConfig, config_path: str | Path | None = None) -> TrainResul
     # python / numpy / torch RNGs (LoRA init, dropout); the training noise has its own seeded streams
     set_seed(cfg.seed)
     out = Path(cfg.output_dir)
-    resume_from = _prepare_output_dir(cfg, accelerator)
+    from diffucode.training.checkpoint import prepare_output_dir
+
+    resume_from = prepare_output_dir(cfg.output_dir, cfg.resume, cfg.overwrite, accelerator,
+                                     lambda msg: _log(accelerator, msg))
     if accelerator.is_main_process:
         save_config(cfg, out / "config.yaml")
 

@@ -320,3 +320,37 @@ def _fsync_dir(path: Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+def prepare_output_dir(output_dir: str | Path, resume: bool, overwrite: bool, accelerator, log) -> Path | None:
+    """Decide between resume and a fresh start (shared by the training and RL recipes).
+
+    resume: drop half-written checkpoints and return the newest complete one (None: start at 0).
+    Otherwise refuse an output_dir that already has checkpoints unless ``overwrite`` (then they and
+    ``final/`` are deleted). ``log(msg)`` reports a resume with nothing to resume from.
+    """
+    from diffucode.config import ConfigError
+
+    out = Path(output_dir)
+    existing = list_checkpoints(out)
+    if resume:
+        if accelerator.is_main_process:
+            remove_incomplete(out)
+        accelerator.wait_for_everyone()
+        ckpt = latest_checkpoint(out)
+        if ckpt is None:
+            log(f"resume=true but {out} has no checkpoint yet: starting from step 0")
+        return ckpt
+    if existing and not overwrite:
+        raise ConfigError(
+            f"output_dir {out} already has checkpoints (newest: {existing[-1][1].name}); pass resume=true to continue "
+            "or overwrite=true to start over"
+        )
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        if existing or checkpoint_root(out).exists():
+            shutil.rmtree(checkpoint_root(out), ignore_errors=True)
+            shutil.rmtree(out / "final", ignore_errors=True)
+        out.mkdir(parents=True, exist_ok=True)
+    accelerator.wait_for_everyone()
+    return None

@@ -1,5 +1,5 @@
 """A micro version of the DiffuCoder-nano pipeline, run with the shipped configs/nano files and
-tiny overrides: AR -> MDM and AR -> block -> SFT -> coupled-GRPO. Each stage's output must
+tiny overrides: AR -> more AR -> MDM and -> block -> SFT -> coupled-GRPO. Each stage's output must
 load into the next with the attention / shift / block length its recipe promises."""
 
 import json
@@ -38,6 +38,8 @@ def test_micro_nano_chain(tmp_path, monkeypatch):
 
     data = [f"data.train=[{corpus}]", "max_seq_len=64"]
     ar = _train("01_ar.yaml", tmp_path, *data)
+    assert load_model(ar)[0].attention == "causal"
+    ar = _train("01b_ar_more.yaml", tmp_path, *data, f"model.init_from={ar}")  # continued AR pre-training
     assert load_model(ar)[0].attention == "causal"
     mdm = _train("02_mdm.yaml", tmp_path, *data, f"model.init_from={ar}", "diffusion.anneal_steps=1")
     m, _ = load_model(mdm)

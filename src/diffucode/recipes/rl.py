@@ -378,7 +378,7 @@ def train_rl(
     replaces ``cfg.reward.funcs``; ``cfg.reward.weights`` must then have one weight per function.
     """
     import torch
-    from accelerate import Accelerator, PartialState
+    from accelerate import PartialState
     from tqdm.auto import tqdm
 
     from diffucode.diffusion.schedules import mix_seed
@@ -405,9 +405,9 @@ def train_rl(
         raise ConfigError(f"reward.weights has {len(cfg.reward.weights)} entries for {len(funcs)} reward functions")
     func_names = [getattr(f, "__name__", f"reward{j}") for j, f in enumerate(funcs)]
 
-    from diffucode.training.optim import resolve_mixed_precision
+    from diffucode.training.optim import make_accelerator
 
-    accelerator = Accelerator(cpu=cpu, mixed_precision=resolve_mixed_precision(cfg.mixed_precision))
+    accelerator = make_accelerator(cpu, cfg.mixed_precision)
     rank = accelerator.process_index
     out = Path(cfg.output_dir)
     from diffucode.training.checkpoint import prepare_output_dir

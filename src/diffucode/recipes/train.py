@@ -170,7 +170,7 @@ def _build_data(cfg: TrainConfig, tok, model, base_dir, objective: str):
 def train(cfg: TrainConfig, config_path: str | Path | None = None) -> TrainResult:
     """Run one training recipe to the end (or to ``stop_after``); see the module docstring."""
     import torch
-    from accelerate import Accelerator, PartialState
+    from accelerate import PartialState
     from accelerate.utils import set_seed
     from tqdm.auto import tqdm
 
@@ -188,10 +188,9 @@ def train(cfg: TrainConfig, config_path: str | Path | None = None) -> TrainResul
         raise ConfigError(f"batch_size={cfg.batch_size} must be a multiple of micro_batch_size={cfg.micro_batch_size} "
                           f"x {world} processes")
     accum = per_process // cfg.micro_batch_size
-    from diffucode.training.optim import resolve_mixed_precision
+    from diffucode.training.optim import make_accelerator
 
-    accelerator = Accelerator(cpu=cpu, mixed_precision=resolve_mixed_precision(cfg.mixed_precision),
-                              gradient_accumulation_steps=accum)
+    accelerator = make_accelerator(cpu, cfg.mixed_precision, gradient_accumulation_steps=accum)
     # python / numpy / torch RNGs (LoRA init, dropout); the training noise has its own seeded streams
     set_seed(cfg.seed)
     out = Path(cfg.output_dir)

@@ -61,3 +61,18 @@ def resolve_mixed_precision(choice: str) -> str:
     if choice != "auto":
         return choice
     return "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "no"
+
+
+def make_accelerator(cpu: bool, mixed_precision: str, **kwargs):
+    """An ``Accelerator`` with this run's precision, also when an earlier run in the same process
+    (a notebook, a pipeline script, the test suite) chose another one.
+
+    accelerate keeps one process-wide ``AcceleratorState`` and refuses a second ``Accelerator`` with
+    a different ``mixed_precision``; dropping that state (not the ``PartialState`` that holds the
+    distributed set-up) lets each run start with its own settings.
+    """
+    from accelerate import Accelerator
+    from accelerate.state import AcceleratorState
+
+    AcceleratorState._reset_state(reset_partial_state=False)
+    return Accelerator(cpu=cpu, mixed_precision=resolve_mixed_precision(mixed_precision), **kwargs)

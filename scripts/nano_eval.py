@@ -68,13 +68,37 @@ def _pass(path: Path) -> dict:
     return json.loads((path / "results.json").read_text())["pass@k"]
 
 
+def _executions(path: Path) -> dict:
+    """How far the samples got: ``parsed`` (compiled: status is not ``error``), ``ran`` (reached the
+    asserts: passed, failed an assert or timed out); and pass@1 split into tasks from held-out
+    families and tasks from held-in families with held-out constants."""
+    file = path / "executions.jsonl"
+    if not file.is_file():
+        return {}
+    from diffucode.data.synthetic import held_out_families
+
+    unseen = set(held_out_families())
+    rows = [json.loads(x) for x in file.read_text().splitlines() if x.strip()]
+    ran = sum(r["passed"] or r["reason"].startswith("AssertionError") or r["status"] == "timeout" for r in rows)
+    groups: dict[str, list[bool]] = {"unseen_family": [], "unseen_constants": []}
+    for r in rows:
+        family = r["task_id"].split("/")[1]
+        groups["unseen_family" if family in unseen else "unseen_constants"].append(bool(r["passed"]))
+    parsed = sum(r["status"] != "error" for r in rows)
+    out = {"samples": len(rows), "passed": sum(r["passed"] for r in rows), "parsed": parsed, "ran": ran}
+    for g, v in groups.items():
+        out[f"pass@1_{g}"] = sum(v) / len(v) if v else None
+    return out
+
+
 def table(args) -> None:
     root = Path(args.out)
     rows = []
     for d in sorted(p for p in root.iterdir() if p.is_dir()):
         full, half = _pass(d / "eval"), _pass(d / "eval_half")
         row = {"model": d.name, "pass@1": full.get("pass@1"), "pass@10": full.get("pass@10"),
-               "half_steps_pass@1": half.get("pass@1"), "half_steps_pass@10": half.get("pass@10")}
+               "half_steps_pass@1": half.get("pass@1"), "half_steps_pass@10": half.get("pass@10"),
+               **_executions(d / "eval"), **{f"half_steps_{k}": v for k, v in _executions(d / "eval_half").items()}}
         ar = d / "arness" / "arness.json"
         if ar.is_file():
             data = json.loads(ar.read_text())

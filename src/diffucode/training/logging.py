@@ -117,7 +117,14 @@ def plot_loss_curve(metrics_path: str | Path, png_path: str | Path, title: str |
 
     fig, ax = plt.subplots(figsize=(7, 4))
     if train:
-        ax.plot(*zip(*train), label="train loss", linewidth=1)
+        ax.plot(*zip(*train), label="train loss", linewidth=1, alpha=0.35 if len(train) >= 100 else 1.0)
+        if len(train) >= 100:
+            # per-step losses of mixed corpora are noisy; a running mean shows the trend
+            window = max(10, len(train) // 50)
+            steps, losses = zip(*train)
+            smooth = [sum(losses[max(0, i - window + 1):i + 1]) / (i + 1 - max(0, i - window + 1))
+                      for i in range(len(losses))]
+            ax.plot(steps, smooth, label=f"train loss, mean of {window} steps", linewidth=1.5)
     if evals:
         ax.plot(*zip(*evals), "o-", label="eval loss", markersize=3)
     warm = [r["step"] for r in rows if r.get("mask_warmup")]

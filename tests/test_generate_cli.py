@@ -110,3 +110,21 @@ def test_stop_strings_cut_the_text():
     assert cli._cut_at_stops("a = 1\ndef g():\n    pass", ["\ndef ", "\nclass "]) == "a = 1"
     assert cli._cut_at_stops("abc", []) == "abc"
     assert cli._completion_ids(torch.tensor([9, 9, 5, 0, 1, 1]), 2, {0, 1}) == [5, 0]
+
+
+def test_completion_prompt_ending_a_block_opener_gets_its_newline():
+    from diffucode.recipes.generate import complete_block_opener
+
+    assert complete_block_opener("def is_palindrome(s):") == "def is_palindrome(s):\n"
+    assert complete_block_opener("import os\n\nclass A(B):") == "import os\n\nclass A(B):\n"
+    assert complete_block_opener("    for x in xs:") == "    for x in xs:\n"
+    for unchanged in ("def f(x):\n", "x = s[::", "d = {'a':", "def f(x): ", "print('done:')", ""):
+        assert complete_block_opener(unchanged) == unchanged
+
+
+def test_block_opener_newline_is_applied_by_the_cli_unless_raw(capsys):
+    def prompt_tokens(*extra):
+        assert cli.main(["--tiny", "--max-new-tokens", "2", "--json", *extra, "def f(x):"]) == 0
+        return json.loads(capsys.readouterr().out)["prompt_tokens"]
+
+    assert prompt_tokens() == prompt_tokens("--raw-prompt") + 1  # the tiny tokenizer: one token per character

@@ -40,6 +40,9 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--prompt-file", type=Path, help="read the prompt from this file")
     src.add_argument("--suffix", help="infilling: text after the hole; the --max-new-tokens masks go between prompt and suffix")
     src.add_argument("--chat", action="store_true", help="wrap the prompt in the tokenizer's chat template (instruct models)")
+    src.add_argument("--raw-prompt", action="store_true",
+                     help="use the prompt exactly as given (by default a completion prompt whose last line opens a "
+                          "block, such as 'def f(x):', gets the newline that starts the body)")
 
     mdl = p.add_argument_group("model")
     mdl.add_argument("--model", type=Path, help="model directory (default: the bundled model, else an untrained tiny model)")
@@ -75,6 +78,20 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument("--show-steps", action="store_true", help="animate the canvas filling in (plain frames when not a terminal)")
     out.add_argument("--delay", type=float, default=0.05, help="seconds per frame for --show-steps in a terminal")
     return p
+
+
+def complete_block_opener(prompt: str) -> str:
+    """Add the newline after a prompt that ends by opening a Python block (``def f(x):``).
+
+    BPE tokenizers of code merge ``:`` + newline + indentation into tokens seen in training; a
+    prompt cut just after the colon leaves the model to continue from a token boundary it has rarely
+    seen, which derails small models (``diffucode generate "def is_palindrome(s):"``).
+    """
+    import re
+
+    last = prompt.rsplit("\n", 1)[-1]
+    opener = re.fullmatch(r"\s*(async\s+)?(def|class|if|elif|else|for|while|with|try|except|finally|match|case)\b.*:", last)
+    return prompt + "\n" if opener else prompt
 
 
 def _read_prompt(args, parser) -> str:
@@ -201,6 +218,8 @@ def main(argv: list[str]) -> int:
     if args.max_new_tokens is None:  # small models trained on short contexts recommend their own length
         args.max_new_tokens = int(getattr(model.config, "diffucode_max_new_tokens", None) or 256)
     stop_ids: list[int] = []
+    if not (args.chat or args.raw_prompt or args.suffix is not None):
+        prompt = complete_block_opener(prompt)
     text = prompt
     if args.chat:
         if not getattr(tok, "chat_template", None):

@@ -108,7 +108,27 @@ def table(args) -> None:
                     row[f"local@{k}_T{t}"] = p["local"][k]["mean"]
                     row[f"global@{k}_T{t}"] = p["global"][k]["mean"]
         rows.append(row)
-    print(json.dumps(rows, indent=1))
+    print(_markdown(rows) if args.markdown else json.dumps(rows, indent=1))
+
+
+def _markdown(rows: list[dict]) -> str:
+    """The README's tables: pass rates, then AR-ness (models that have it)."""
+    pct = lambda v: "–" if v is None else f"{100 * v:.1f}%"  # noqa: E731
+    num = lambda v: "–" if v is None else f"{v:.3f}"  # noqa: E731
+    lines = ["| model | pass@1 | pass@10 | parsed | reached asserts | pass@1, held-out constants | "
+             "pass@1, held-out families | half the steps: pass@1 | pass@10 |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['model']} | {pct(r['pass@1'])} | {pct(r['pass@10'])} | {r.get('parsed', '–')} | "
+                     f"{r.get('ran', '–')} | {pct(r.get('pass@1_unseen_constants'))} | "
+                     f"{pct(r.get('pass@1_unseen_family'))} | {pct(r['half_steps_pass@1'])} | "
+                     f"{pct(r['half_steps_pass@10'])} |")
+    lines += ["", "| model | local@1, T=0.2 | local@1, T=1.2 | global@1, T=0.2 | global@1, T=1.2 |", "|---|---|---|---|---|"]
+    for r in rows:
+        if "local@1_T0.2" in r:
+            lines.append(f"| {r['model']} | {num(r['local@1_T0.2'])} | {num(r.get('local@1_T1.2'))} | "
+                         f"{num(r['global@1_T0.2'])} | {num(r.get('global@1_T1.2'))} |")
+    return "\n".join(lines)
 
 
 def main(argv=None) -> int:
@@ -125,6 +145,7 @@ def main(argv=None) -> int:
     r.add_argument("--out", default="results/nano")
     t = sub.add_parser("table")
     t.add_argument("--out", default="results/nano")
+    t.add_argument("--markdown", action="store_true", help="print the README tables instead of JSON")
     args = ap.parse_args(argv)
     run(args) if args.cmd == "run" else table(args)
     return 0

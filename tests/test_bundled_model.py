@@ -25,3 +25,20 @@ def test_bundled_model_loads_and_generates():
     gen = out.sequences[0, ids.shape[1]:]
     assert gen.shape[0] == 12 and not (gen == model.mask_token_id).any()
     assert tok.mask_token_id == model.mask_token_id and tok.chat_template
+
+
+def test_bundled_model_writes_the_quick_start_function():
+    """The README's quick start (`diffucode generate "def is_palindrome(s):"`) prints working code."""
+    from diffucode.recipes.generate import main
+
+    import contextlib
+    import io
+
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        assert main(["--json", "def is_palindrome(s):"]) == 0
+    completion = json.loads(buf.getvalue())["completion"]
+    namespace: dict = {}
+    exec("def is_palindrome(s):\n" + completion, namespace)  # noqa: S102 - our own model's output, in a test
+    f = namespace["is_palindrome"]
+    assert f("abba") and f("racecar") and not f("abc")

@@ -21,6 +21,9 @@ FORBIDDEN = {
     "training": {"recipes", "cli", "benchmarks"},
     "recipes": {"cli"},  # recipes/bench.py imports benchmarks (the only importer; tests/test_bench_cli.py checks that)
     "benchmarks": {"recipes", "cli"},
+    # run-directory plumbing (atomic writes, locks): standard library only
+    "fileio": {"config", "models", "diffusion", "sampling", "rl", "execution", "evaluation", "analysis", "data",
+               "training", "recipes", "cli", "benchmarks"},
 }
 
 

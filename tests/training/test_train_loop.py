@@ -147,7 +147,8 @@ def test_crash_during_checkpoint_write_leaves_previous_intact(tmp_path, monkeypa
         run(tmp_path, "ar", "max_steps=2", "save_every=1", "resume=true")
     out = first.output_dir
     assert [s for s, _ in list_checkpoints(out)] == [1]  # the half-written step 2 is not listed
-    assert (out / "checkpoints" / ".step-00000002.tmp").exists()
+    assert not (out / "checkpoints" / ".step-00000002.tmp").exists()  # removed when the write failed
+    (out / "checkpoints" / ".step-00000002.tmp" / "model").mkdir(parents=True)  # what a SIGKILL would leave
     state["armed"] = False
     done = run(tmp_path, "ar", "max_steps=2", "save_every=1", "resume=true")
     assert done.status == "finished" and [s for s, _ in list_checkpoints(out)] == [1, 2]

@@ -156,12 +156,9 @@ def summarize(tasks: Sequence[Task], outcomes: Sequence[dict], ks: Iterable[int]
 
 
 def write_json(path: str | Path, data: dict) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
-    tmp.replace(path)
-    return path
+    from diffucode.fileio import atomic_write_text  # unique temp name, fsync, os.replace
+
+    return atomic_write_text(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
 
 
 def format_summary(results: dict) -> str:

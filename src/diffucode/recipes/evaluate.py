@@ -6,7 +6,10 @@
     diffucode eval --benchmark humaneval --execution-only --samples samples.jsonl      # score any EvalPlus file
     diffucode eval --config configs/eval/humaneval_base.yaml decoding.steps=128
 
-Two halves, each resumable: generation appends to OUTPUT/samples.jsonl batch by batch (rows
+One eval at a time per output directory: a second ``diffucode eval`` on the same OUTPUT stops at
+once with "another diffucode eval is running in OUTPUT (pid N)" (an exclusive lock on
+OUTPUT/.diffucode.lock, dropped by the kernel when the holder exits, even by SIGKILL); rerun it
+afterwards and it resumes, redoing nothing. Two halves, each resumable: generation appends to OUTPUT/samples.jsonl batch by batch (rows
 already there are not decoded again), execution appends to OUTPUT/executions.jsonl (samples
 already scored are not run again). --generation-only / --execution-only run one half. The
 end writes OUTPUT/results.json (pass@k, per-task outcomes, decoding config, model, timings,
@@ -346,17 +349,21 @@ def _execute(cfg: EvalConfig, tasks, samples: list[dict], out_dir: Path) -> tupl
 def main(argv: list[str]) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    from diffucode.fileio import OutOfSpaceError, RunDirLockedError
+
     try:
         return _main(parser, args)
     except ConfigError as e:
         print(f"diffucode eval: error: {e}", file=sys.stderr)
         return 2
+    except (RunDirLockedError, OutOfSpaceError) as e:  # faults of the output directory: one line
+        print(f"diffucode eval: error: {e}", file=sys.stderr)
+        return 1
 
 
 def _main(parser, args) -> int:
-    from diffucode.evaluation.results import format_summary, load_samples, read_jsonl, summarize, write_json
     from diffucode.evaluation.tasks import DataError, load_benchmark
-    from diffucode.execution import SandboxUnavailableError, sandbox_info
+    from diffucode.fileio import RunDirLock
 
     t_start = time.perf_counter()
     cfg = resolve_config(args)
@@ -371,6 +378,15 @@ def _main(parser, args) -> int:
     if cfg.execution_only and not samples_path.is_file():
         raise ConfigError(f"--execution-only: no samples file at {samples_path} (pass --samples FILE)")
     out_dir.mkdir(parents=True, exist_ok=True)
+    # one eval per output directory: a second one would redo the same samples and race on the files
+    with RunDirLock(out_dir, "diffucode eval"):
+        return _run_locked(cfg, tasks, by_id, samples_path, out_dir, t_start)
+
+
+def _run_locked(cfg: EvalConfig, tasks, by_id, samples_path: Path, out_dir: Path, t_start: float) -> int:
+    from diffucode.evaluation.results import format_summary, load_samples, read_jsonl, summarize, write_json
+    from diffucode.execution import SandboxUnavailableError, sandbox_info
+
     if cfg.overwrite:
         for name in ("samples.jsonl", "executions.jsonl", "results.json", "generation.json"):
             (out_dir / name).unlink(missing_ok=True)

@@ -372,6 +372,25 @@ def train_rl(
     config_path: str | Path | None = None,
     reward_funcs: Sequence[Callable] | None = None,
 ) -> RLResult:
+    """Run coupled-GRPO to ``max_steps`` (or ``stop_after``) holding ``output_dir``'s lock (one run per directory)."""
+    import torch
+    from accelerate import PartialState
+
+    from diffucode.training.checkpoint import lock_output_dir
+
+    lock = lock_output_dir(cfg.output_dir, PartialState(cpu=not torch.cuda.is_available()), "diffucode rl")
+    try:
+        return _train_rl(cfg, config_path, reward_funcs)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _train_rl(
+    cfg: RLConfig,
+    config_path: str | Path | None = None,
+    reward_funcs: Sequence[Callable] | None = None,
+) -> RLResult:
     """Run coupled-GRPO to ``max_steps`` (or ``stop_after``); see the module docstring.
 
     ``reward_funcs`` (TRL signature ``(prompts, completions, **columns) -> list[float | None]``)
@@ -778,11 +797,16 @@ def main(argv: list[str]) -> int:
     if isinstance(parsed, int):
         return parsed
     cfg, args = parsed
+    from diffucode.fileio import OutOfSpaceError, RunDirLockedError
     from diffucode.rl.data import DataError
+    from diffucode.training.checkpoint import CheckpointError
 
     try:
         result = train_rl(cfg, config_path=args.config)
     except (ConfigError, DataError) as e:
         print(f"diffucode rl: {e}", file=sys.stderr)
         return 2
+    except (CheckpointError, OutOfSpaceError, RunDirLockedError) as e:  # faults of the run directory: one line
+        print(f"diffucode rl: error: {e}", file=sys.stderr)
+        return 1
     return {"finished": 0, "stopped": 0, "diverged": 3}[result.status]

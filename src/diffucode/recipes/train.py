@@ -172,13 +172,6 @@ def train(cfg: TrainConfig, config_path: str | Path | None = None) -> TrainResul
     import torch
     from accelerate import PartialState
     from accelerate.utils import set_seed
-    from tqdm.auto import tqdm
-
-    from diffucode.training.batches import BatchPlan
-    from diffucode.training.checkpoint import CheckpointManager, latest_checkpoint
-    from diffucode.training.logging import METRICS_FILE, MetricsLogger, plot_loss_curve
-    from diffucode.training.objectives import build_objective
-    from diffucode.training.optim import build_optimizer, build_scheduler
 
     t_start = time.time()
     cpu = not torch.cuda.is_available()
@@ -193,9 +186,28 @@ def train(cfg: TrainConfig, config_path: str | Path | None = None) -> TrainResul
     accelerator = make_accelerator(cpu, cfg.mixed_precision, gradient_accumulation_steps=accum)
     # python / numpy / torch RNGs (LoRA init, dropout); the training noise has its own seeded streams
     set_seed(cfg.seed)
-    out = Path(cfg.output_dir)
-    from diffucode.training.checkpoint import prepare_output_dir
+    from diffucode.training.checkpoint import lock_output_dir
 
+    # one trainer per output_dir: a second one fails here, before it touches any file
+    lock = lock_output_dir(cfg.output_dir, accelerator, "diffucode train")
+    try:
+        return _train_locked(cfg, config_path, accelerator, world, accum, t_start)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _train_locked(cfg: TrainConfig, config_path, accelerator, world: int, accum: int, t_start: float) -> TrainResult:
+    import torch
+    from tqdm.auto import tqdm
+
+    from diffucode.training.batches import BatchPlan
+    from diffucode.training.checkpoint import CheckpointManager, latest_checkpoint, prepare_output_dir
+    from diffucode.training.logging import METRICS_FILE, MetricsLogger, plot_loss_curve
+    from diffucode.training.objectives import build_objective
+    from diffucode.training.optim import build_optimizer, build_scheduler
+
+    out = Path(cfg.output_dir)
     resume_from = prepare_output_dir(cfg.output_dir, cfg.resume, cfg.overwrite, accelerator,
                                      lambda msg: _log(accelerator, msg))
     if accelerator.is_main_process:
@@ -383,11 +395,17 @@ def main(argv: list[str]) -> int:
     if isinstance(parsed, int):
         return parsed
     cfg, args = parsed
+    from diffucode.fileio import OutOfSpaceError, RunDirLockedError
+    from diffucode.training.checkpoint import CheckpointError
+
     try:
         result = train(cfg, config_path=args.config)
     except ConfigError as e:
         print(f"diffucode train: {e}", file=sys.stderr)
         return 2
+    except (CheckpointError, OutOfSpaceError, RunDirLockedError) as e:  # faults of the run directory: one line
+        print(f"diffucode train: error: {e}", file=sys.stderr)
+        return 1
     except Exception as e:  # data errors etc.: one clear line, not a traceback, unless asked
         from diffucode.data.text_datasets import DataError
 

@@ -11,11 +11,29 @@ Layout of one checkpoint (``output_dir/checkpoints/step-00000010/``)::
     rng/rank{r}.pt         python / numpy / torch (CPU and CUDA) RNG states of every process
     accelerate_state/      only under FSDP / DeepSpeed: accelerate's sharded model+optimizer state
     extra.pt               optional recipe-specific state (e.g. the RL reference model step)
-    trainer_state.json     step, data position, ...: written last
+    trainer_state.json     step, data position, ...
+    checksums.json         size + sha256 of every other file: written last
 
 Atomicity: everything is written into ``.step-00000010.tmp`` and renamed to ``step-00000010``
 once complete, so a crash mid-write leaves the previous checkpoints untouched (the stale
-``.tmp`` directory is removed at the next start). Only complete checkpoints are listed.
+``.tmp`` directory is removed at the next start, or at once when the write fails with an
+exception). Only complete checkpoints are listed.
+
+Faults on resume (:func:`select_resume_checkpoint`): every file is checked against
+``checksums.json``; a damaged checkpoint (a file missing, truncated or changed) is moved aside to
+``step-XXXXXXXX.damaged`` and the previous intact one is used, with one log line saying which
+and why. No intact checkpoint at all: :class:`CheckpointError` (never a silent restart from step
+0). Checkpoints written before checksums existed are used unverified, and the log says so.
+:meth:`CheckpointManager.load` refuses a checkpoint that lacks a state the run needs (e.g.
+``scheduler.pt``: continuing without it would silently restart the learning-rate schedule).
+
+Full disk: before writing, :meth:`CheckpointManager.save` checks that the file system has room
+for a checkpoint (the size of the newest one, else weights + optimiser state, plus 10%); a write
+that still fails with ENOSPC removes the half-written directory and raises
+:class:`~diffucode.fileio.OutOfSpaceError` naming the path and the space needed.
+
+One trainer per directory: :func:`lock_output_dir` holds an exclusive lock on ``output_dir``
+(:class:`~diffucode.fileio.RunDirLock`); a second trainer fails at once naming the holder's pid.
 
 FSDP / DeepSpeed: the code paths use accelerate's ``get_state_dict`` / ``save_state`` /
 ``load_state``; they are not exercised by the CPU test-suite.
@@ -24,6 +42,7 @@ FSDP / DeepSpeed: the code paths use accelerate's ``get_state_dict`` / ``save_st
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import random
@@ -35,9 +54,16 @@ from typing import Any
 import numpy as np
 import torch
 
+from diffucode.fileio import OutOfSpaceError, RunDirLock, check_free_space, is_out_of_space, out_of_space_message
+
 CHECKPOINTS = "checkpoints"
 STATE_FILE = "trainer_state.json"
+CHECKSUMS = "checksums.json"
 _NAME = re.compile(r"^step-(\d{8})$")
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint cannot be used (damaged, or lacking a state the run needs); one-line message."""
 
 
 def checkpoint_root(output_dir: str | Path) -> Path:
@@ -72,6 +98,89 @@ def remove_incomplete(output_dir: str | Path) -> list[Path]:
                 shutil.rmtree(p, ignore_errors=True)
                 removed.append(p)
     return removed
+
+
+# -- integrity -----------------------------------------------------------------------------
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _files(directory: Path) -> list[Path]:
+    return sorted(p for p in directory.rglob("*") if p.is_file() and p.name != CHECKSUMS)
+
+
+def dir_size(directory: Path) -> int:
+    return sum(p.stat().st_size for p in directory.rglob("*") if p.is_file())
+
+
+def write_checksums(directory: str | Path) -> Path:
+    """``directory/checksums.json``: size and sha256 of every other file in the checkpoint."""
+    directory = Path(directory)
+    files = {p.relative_to(directory).as_posix(): {"size": p.stat().st_size, "sha256": _sha256(p)}
+             for p in _files(directory)}
+    path = directory / CHECKSUMS
+    _write_json_atomic(path, {"algorithm": "sha256", "files": files})
+    return path
+
+
+def verify_checkpoint(path: str | Path) -> tuple[bool, str]:
+    """(usable, why) for one checkpoint directory: every file of ``checksums.json`` present with
+    its size and sha256. A checkpoint without ``checksums.json`` (written before they existed) is
+    usable but unverified; ``why`` says so."""
+    path = Path(path)
+    if not (path / STATE_FILE).is_file():
+        return False, f"no {STATE_FILE}"
+    manifest = path / CHECKSUMS
+    if not manifest.is_file():
+        return True, "not verified: it has no checksums.json (written by an older diffucode)"
+    try:
+        files = json.loads(manifest.read_text())["files"]
+        if not isinstance(files, dict):
+            raise TypeError
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError):
+        return False, f"{CHECKSUMS} is unreadable"
+    for rel, want in sorted(files.items()):
+        f = path / rel
+        if not f.is_file():
+            return False, f"{rel} is missing"
+        if f.stat().st_size != want.get("size"):
+            return False, f"{rel} has {f.stat().st_size} bytes, {want.get('size')} were written"
+        if _sha256(f) != want.get("sha256"):
+            return False, f"{rel} does not match its checksum"
+    return True, f"checksums of {len(files)} files verified"
+
+
+def select_resume_checkpoint(output_dir: str | Path, log) -> Path | None:
+    """The newest intact checkpoint (see the module docstring); damaged newer ones are moved aside
+    to ``*.damaged``. ``log(line)`` gets one line naming the checkpoint used and why. None when
+    there are no checkpoints; :class:`CheckpointError` when there are some but none is intact."""
+    ckpts = list_checkpoints(output_dir)
+    if not ckpts:
+        return None
+    rejected = []
+    for step, path in reversed(ckpts):
+        ok, why = verify_checkpoint(path)
+        if not ok:
+            rejected.append((path, why))
+            continue
+        moved = []
+        for bad, bad_why in rejected:
+            aside = bad.with_name(bad.name + ".damaged")
+            shutil.rmtree(aside, ignore_errors=True)
+            bad.rename(aside)
+            moved.append(f"{bad.name} is damaged ({bad_why}; moved to {aside.name})")
+        line = f"resuming from {path} ({why})"
+        if moved:
+            line += "; " + "; ".join(moved)
+        log(line)
+        return path
+    detail = "; ".join(f"{p.name}: {why}" for p, why in rejected)
+    raise CheckpointError(f"no intact checkpoint in {checkpoint_root(output_dir)} ({detail}); "
+                          "pass overwrite=true to start over")
 
 
 @contextlib.contextmanager
@@ -192,6 +301,36 @@ class CheckpointManager:
     ) -> Path:
         final = self.root / f"step-{step:08d}"
         tmp = self.root / f".step-{step:08d}.tmp"
+        # every process checks (same numbers everywhere), so all of them stop together
+        needed = self.estimate_bytes(model, optimizer, peft_model)
+        check_free_space(final, needed, "checkpoint")
+        try:
+            return self._save(step, final, tmp, model=model, tokenizer=tokenizer, optimizer=optimizer,
+                              scheduler=scheduler, trainer_state=trainer_state, peft_model=peft_model, extra=extra)
+        except BaseException as e:
+            # nothing half-written stays behind (a SIGKILL leaves the .tmp: removed at the next start)
+            if self.is_main and not isinstance(e, KeyboardInterrupt):
+                shutil.rmtree(tmp, ignore_errors=True)
+            if not isinstance(e, OutOfSpaceError) and is_out_of_space(e):
+                raise OutOfSpaceError(out_of_space_message(final, needed, "checkpoint")) from e
+            raise
+
+    def estimate_bytes(self, model, optimizer=None, peft_model=None) -> int:
+        """Disk space one checkpoint needs: the newest one's size, else weights + optimiser state; +10%."""
+        ckpts = list_checkpoints(self.output_dir)
+        if ckpts:
+            n = dir_size(ckpts[-1][1])
+        else:
+            core = _unwrap(self.accelerator, model)
+            params = [p for p in core.parameters() if p.requires_grad] if peft_model is not None else list(core.parameters())
+            n = sum(p.numel() * p.element_size() for p in params)
+            if optimizer is not None:
+                n += sum(v.numel() * v.element_size() for st in optimizer.state.values() for v in st.values()
+                         if torch.is_tensor(v))
+        return int(n * 1.1) + (1 << 20)
+
+    def _save(self, step, final, tmp, *, model, tokenizer, optimizer, scheduler, trainer_state, peft_model,
+              extra) -> Path:
         if self.is_main:
             if tmp.exists():
                 shutil.rmtree(tmp)
@@ -219,6 +358,8 @@ class CheckpointManager:
             state["step"] = step
             state["world_size"] = 1 if acc is None else acc.num_processes
             _write_json_atomic(tmp / STATE_FILE, state)
+            write_checksums(tmp)
+            _fsync_dir(tmp)
             if final.exists():  # re-saving a step (e.g. after a resume): swap, then delete the old one
                 old = self.root / f"step-{step:08d}.old"
                 final.rename(old)
@@ -267,6 +408,14 @@ class CheckpointManager:
             raise FileNotFoundError(f"{path}: not a complete checkpoint (no {STATE_FILE})")
         state = json.loads(state_file.read_text())
         acc = self.accelerator
+        needs = {"scheduler.pt": "the learning-rate schedule would silently restart from step 0"} if scheduler is not None else {}
+        if optimizer is not None and not _is_sharded(acc):
+            needs["optimizer.pt"] = "the optimiser's moments would silently restart from zero"
+        missing = [(name, why) for name, why in needs.items() if not (path / name).is_file()]
+        if missing:
+            name, why = missing[0]
+            raise CheckpointError(f"{path} has no {name}: resuming from it, {why}; restore the file, delete this "
+                                  "checkpoint to resume from an earlier one, or pass overwrite=true to start over")
         if _is_sharded(acc):
             acc.load_state(str(path / "accelerate_state"))
         elif peft_model is not None:
@@ -289,7 +438,7 @@ class CheckpointManager:
                 )
         if optimizer is not None and not _is_sharded(acc):
             optimizer.load_state_dict(torch.load(path / "optimizer.pt", map_location="cpu", weights_only=True))
-        if scheduler is not None and (path / "scheduler.pt").is_file():
+        if scheduler is not None:
             scheduler.load_state_dict(torch.load(path / "scheduler.pt", weights_only=True))
         rng_file = path / "rng" / f"rank{self.rank}.pt"
         if rng_file.is_file():
@@ -334,13 +483,22 @@ def prepare_output_dir(output_dir: str | Path, resume: bool, overwrite: bool, ac
     out = Path(output_dir)
     existing = list_checkpoints(out)
     if resume:
+        # the main process verifies (and moves damaged checkpoints aside); the others get its answer
+        answer: list = [None]
         if accelerator.is_main_process:
             remove_incomplete(out)
-        accelerator.wait_for_everyone()
-        ckpt = latest_checkpoint(out)
-        if ckpt is None:
+            try:
+                ckpt = select_resume_checkpoint(out, log)
+                answer = [("ok", None if ckpt is None else str(ckpt))]
+            except CheckpointError as e:
+                answer = [("error", str(e))]
+        answer = _share(accelerator, answer)
+        kind, value = answer[0]
+        if kind == "error":
+            raise CheckpointError(value)
+        if value is None:
             log(f"resume=true but {out} has no checkpoint yet: starting from step 0")
-        return ckpt
+        return None if value is None else Path(value)
     if existing and not overwrite:
         raise ConfigError(
             f"output_dir {out} already has checkpoints (newest: {existing[-1][1].name}); pass resume=true to continue "
@@ -354,3 +512,30 @@ def prepare_output_dir(output_dir: str | Path, resume: bool, overwrite: bool, ac
         out.mkdir(parents=True, exist_ok=True)
     accelerator.wait_for_everyone()
     return None
+
+
+def _share(accelerator, objects: list) -> list:
+    """The main process's ``objects`` on every process (a no-op for one process)."""
+    if accelerator is None or accelerator.num_processes == 1:
+        return objects
+    from accelerate.utils import broadcast_object_list
+
+    return broadcast_object_list(objects, from_process=0)
+
+
+def lock_output_dir(output_dir: str | Path, accelerator, command: str) -> RunDirLock | None:
+    """Hold the run directory's lock on the main process (see the module docstring); a second run on
+    the same directory raises :class:`~diffucode.fileio.RunDirLockedError` on every process."""
+    from diffucode.fileio import RunDirLockedError
+
+    lock, answer = None, [None]
+    if accelerator is None or accelerator.is_main_process:
+        lock = RunDirLock(output_dir, command)
+        try:
+            lock.acquire()
+        except RunDirLockedError as e:
+            answer = [str(e)]
+    answer = _share(accelerator, answer)
+    if answer[0] is not None:
+        raise RunDirLockedError(answer[0])
+    return lock

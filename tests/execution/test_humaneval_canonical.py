@@ -1,4 +1,5 @@
-"""All 164 HumanEval canonical solutions pass in the sandbox; deliberately wrong ones fail.
+"""All 164 HumanEval canonical solutions pass in the sandbox, split (tests in the judge process);
+deliberately wrong ones fail.
 
 The full set takes ~7-15 s on 2 busy cores, so it stays in the default run.
 """
@@ -12,9 +13,9 @@ PROBLEMS = read_problems()
 CFG = SandboxConfig(timeout=10.0)
 
 
-def _job(task_id: str, completion: str):
+def _job(task_id: str, completion: str, split: bool = True):
     p = PROBLEMS[task_id]
-    return check_job(p["prompt"] + completion, p["test"], p["entry_point"])
+    return check_job(p["prompt"] + completion, p["test"], p["entry_point"], prelude=p["prompt"], split=split)
 
 
 def test_all_164_canonical_solutions_pass():
@@ -23,6 +24,14 @@ def test_all_164_canonical_solutions_pass():
     results = run_jobs([_job(t, PROBLEMS[t]["canonical_solution"]) for t in ids], CFG)
     failures = [(t, r.status, r.reason, r.stderr[-200:]) for t, r in zip(ids, results) if not r.passed]
     assert failures == []
+    assert {r.mode for r in results} == {"split"}
+
+
+def test_in_process_mode_still_passes_them():
+    ids = sorted(PROBLEMS, key=lambda t: int(t.split("/")[1]))[::8]
+    results = run_jobs([_job(t, PROBLEMS[t]["canonical_solution"], split=False) for t in ids], CFG)
+    assert [r.status for r in results] == ["passed"] * len(ids)
+    assert {r.mode for r in results} == {"in-process"}
 
 
 WRONG = {

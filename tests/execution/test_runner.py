@@ -6,6 +6,7 @@ import pytest
 
 from diffucode.execution import (
     ExecResult,
+    assert_result,
     SandboxConfig,
     asserts_job,
     check_job,
@@ -162,7 +163,12 @@ def test_run_asserts_program_that_cannot_load_or_exits_scores_zero():
     leaves = run_asserts("import os\nos._exit(0)\n", ["assert True"], timeout=5)
     assert (leaves.passed, leaves.status) == (0, "failed")
     killer = run_asserts("import os\ndef f():\n    os._exit(0)\n", ["assert True", "assert f()"], timeout=5)
-    assert killer.passed == 0  # the process died before reporting: nothing counts
+    # split: the asserts run in the judge, so the one that needs no call still holds; the call
+    # that killed the candidate process fails
+    assert killer.results == [True, False]
+    killer_in_process = assert_result(run_jobs([asserts_job("import os\ndef f():\n    os._exit(0)\n",
+                                                            ["assert True", "assert f()"], timeout=5, split=False)])[0], 2)
+    assert killer_in_process.passed == 0  # the process died before reporting: nothing counts
 
 
 def test_asserts_see_setup_and_program_names():

@@ -85,8 +85,8 @@ def test_reward_hacking_programs_get_no_code_reward(sandbox):
     assert dict(zip(names, out)) == {n: 0.0 for n in names}
 
 
-@pytest.mark.xfail(strict=True, reason="known gap of assert-based rewards (the reference's too): an object whose "
-                                       "__eq__ always returns True satisfies every 'assert f(x) == y'")
 def test_always_equal_object_gets_no_reward(sandbox):
+    # Closed by split execution: the asserts run in the judge, and only plain data comes back
+    # from the candidate's process (an object with a rigged __eq__ cannot be sent).
     code = "class _Yes:\n    def __eq__(self, other):\n        return True\ndef add(a, b):\n    return _Yes()\n"
     assert code_reward(None, [_wrap(code)], test_cases=[TESTS], timeout=10) == [0.0]

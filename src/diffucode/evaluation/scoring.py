@@ -9,10 +9,17 @@
   ``base_passed`` is the original-tests verdict, ``plus_passed`` requires base and plus.
   Per-input time limits follow EvalPlus: ``max(min_time_limit, factor * reference time)``;
   each group is capped at ``max_group_seconds``.
+
+Every task runs **split** (the solution in a sandboxed process that only answers calls with
+plain data, the tests in a separate judge process: see ``diffucode.execution.split``) when
+its reference solution passes that way; the others (tests that pass functions or objects in,
+or need what the function prints) run **in-process**. :class:`TaskModes` decides, once per
+task (cached next to the results), and every outcome record says which mode scored it.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import os
@@ -29,7 +36,11 @@ from diffucode.execution import (
     outputs_job,
     pickle_inputs,
     run_jobs,
+    split_io_job,
+    split_outputs_job,
+    wire_inputs,
 )
+from diffucode.execution.wire import WireError
 from diffucode.evaluation.tasks import Task
 
 
@@ -72,8 +83,15 @@ class ReferenceOutputs:
             self.blobs[task.task_id] = pickle_inputs(_inputs_of(task))
         return self.blobs[task.task_id]
 
+    def wire(self, task: Task) -> dict[str, bytes]:
+        """The inputs in the split jobs' plain-data encoding (WireError if they are not plain data)."""
+        return wire_inputs(_inputs_of(task))
+
+    def mode(self, task: Task) -> str:
+        return self.entries[task.task_id].get("mode", "in-process")
+
     def digest(self, task: Task) -> str:
-        h = hashlib.sha256(task.reference.encode())
+        h = hashlib.sha256(b"v2" + task.reference.encode())
         h.update(task.entry_point.encode())
         for group, blob in sorted(self.inputs(task).items()):
             h.update(group.encode())
@@ -106,16 +124,41 @@ class ReferenceOutputs:
                 missing.append(t)
         if not missing:
             return
+        # Split first: the reference answers calls, the judge keeps its outputs as plain data.
+        # Tasks whose inputs or outputs are not plain data, or whose reference fails that way,
+        # get the in-process (pickled) outputs instead.
+        splittable, wires = [], {}
+        for t in missing:
+            try:
+                wires[t.task_id] = self.wire(t)
+                splittable.append(t)
+            except WireError:
+                pass
+        new = []
+        results = run_jobs([split_outputs_job(t.reference, t.entry_point, wires[t.task_id],
+                                              timeout=limits.reference_timeout) for t in splittable],
+                           sandbox, workers=workers, on_result=on_result) if splittable else []
+        done = set()
+        for t, r in zip(splittable, results):
+            groups = [g for g in ("base", "plus") if g in wires[t.task_id]]
+            if r.passed and all(isinstance(r.details.get(g), bytes) for g in groups):
+                rec = {"task_id": t.task_id, "digest": self.digest(t), "mode": "split"}
+                for g in groups:
+                    rec[g] = base64.b64encode(r.details[g]).decode("ascii")
+                    rec[g + "_time"] = list(r.details.get(g + "_time") or [])
+                self.entries[t.task_id] = rec
+                new.append(rec)
+                done.add(t.task_id)
+        missing = [t for t in missing if t.task_id not in done]
         jobs = [outputs_job(t.reference, t.entry_point, self.inputs(t), timeout=limits.reference_timeout)
                 for t in missing]
-        results = run_jobs(jobs, sandbox, workers=workers, on_result=on_result)
-        new = []
+        results = run_jobs(jobs, sandbox, workers=workers, on_result=on_result) if jobs else []
         for t, r in zip(missing, results):
             groups = [g for g in ("base", "plus") if g in self.inputs(t)]
             if not r.passed or not all(isinstance(r.details.get(g), str) for g in groups):
                 self.broken[t.task_id] = f"{r.status}: {r.reason}"
                 continue
-            rec = {"task_id": t.task_id, "digest": self.digest(t)}
+            rec = {"task_id": t.task_id, "digest": self.digest(t), "mode": "in-process"}
             for g in groups:
                 rec[g] = r.details[g]
                 rec[g + "_time"] = list(r.details.get(g + "_time") or [])
@@ -145,18 +188,78 @@ class ReferenceOutputs:
         return {g: rec[g] for g in ("base", "plus") if g in rec}
 
 
+class TaskModes:
+    """Split or in-process, per check / asserts task: split when the task's reference solution
+    passes split (so the tests only pass plain data and need nothing the function prints).
+    The verdict depends only on the task, never on a candidate. Cached in a JSONL file."""
+
+    def __init__(self, cache_file: str | Path | None = None):
+        self.cache_file = Path(cache_file) if cache_file else None
+        self.modes: dict[str, str] = {}
+
+    @staticmethod
+    def digest(task: Task) -> str:
+        h = hashlib.sha256(b"modes-v1")
+        for part in (task.kind, task.reference, task.prompt, task.test, task.test_setup, task.entry_point,
+                     *task.test_list):
+            h.update(part.encode("utf-8", "surrogatepass") + b"\0")
+        return h.hexdigest()[:32]
+
+    def ensure(self, tasks: Iterable[Task], sandbox: SandboxConfig, timeout: float, workers: int | None = None) -> None:
+        todo = [t for t in tasks if t.kind in ("check", "asserts") and t.task_id not in self.modes]
+        if not todo:
+            return
+        cached = {}
+        if self.cache_file and self.cache_file.is_file():
+            for line in self.cache_file.read_text().splitlines():
+                try:
+                    rec = json.loads(line)
+                    cached[rec["task_id"]] = rec
+                except (json.JSONDecodeError, KeyError, TypeError):
+                    continue
+        missing = []
+        for t in todo:
+            rec = cached.get(t.task_id)
+            if rec and rec.get("digest") == self.digest(t) and rec.get("mode") in ("split", "in-process"):
+                self.modes[t.task_id] = rec["mode"]
+            else:
+                missing.append(t)
+        if not missing:
+            return
+        jobs = [sample_job(t, t.reference, timeout, mode="split") for t in missing]
+        new = []
+        for t, r in zip(missing, run_jobs(jobs, sandbox, workers=workers)):
+            mode = "split" if r.passed else "in-process"
+            self.modes[t.task_id] = mode
+            new.append({"task_id": t.task_id, "digest": self.digest(t), "mode": mode, "split_reason": r.reason[:300]})
+        if self.cache_file:
+            self.cache_file.parent.mkdir(parents=True, exist_ok=True)
+            with open(self.cache_file, "a", encoding="utf-8") as f:
+                for rec in new:
+                    f.write(json.dumps(rec) + "\n")
+
+    def mode(self, task: Task) -> str:
+        return self.modes.get(task.task_id, "split")
+
+
 def sample_job(task: Task, solution: str, timeout: float, refs: ReferenceOutputs | None = None,
-               io_limits: IOLimits | None = None):
-    """The sandbox job that scores ``solution`` (a whole program) on ``task``."""
+               io_limits: IOLimits | None = None, mode: str = "split"):
+    """The sandbox job that scores ``solution`` (a whole program) on ``task`` in ``mode``
+    (split | in-process; for io tasks the reference outputs decide)."""
     if task.kind == "check":
-        return check_job(solution, task.test, task.entry_point, timeout=timeout)
+        return check_job(solution, task.test, task.entry_point, timeout=timeout, prelude=task.prompt,
+                         split=mode == "split")
     if task.kind == "asserts":
         return asserts_job(solution, task.test_list, setup=task.test_setup, entry_point=task.entry_point,
-                           timeout=timeout)
+                           timeout=timeout, split=mode == "split")
     if task.kind == "io":
         if refs is None or task.task_id not in refs.entries:
             raise ScoringError(f"{task.task_id}: reference outputs are not available")
         per_group, total = refs.time_limits(task, io_limits or IOLimits())
+        if refs.mode(task) == "split":
+            expected = {g: base64.b64decode(b) for g, b in refs.expected(task).items()}
+            return split_io_job(solution, task.entry_point, refs.wire(task), expected, atol=task.atol,
+                                oracle=task.oracle, time_limits=per_group, timeout=total)
         return io_job(solution, task.entry_point, refs.inputs(task), refs.expected(task), atol=task.atol,
                       oracle=task.oracle, time_limits=per_group, timeout=total)
     raise ScoringError(f"{task.task_id}: unknown task kind {task.kind!r}")
@@ -172,6 +275,8 @@ def outcome_of(task: Task, sample: dict, r: ExecResult) -> dict:
         "passed": r.passed,
         "reason": r.reason[:500],
         "duration": round(r.duration, 4),
+        "mode": r.mode,  # split | in-process
+        "isolation": r.isolation,  # bwrap | limits-only
     }
     if task.kind == "io":
         base = r.details.get("base") if isinstance(r.details.get("base"), dict) else {}
@@ -196,6 +301,7 @@ def solution_sha(solution: str) -> str:
 def score_samples(tasks: Sequence[Task] | dict[str, Task], samples: Sequence[dict], *,
                   sandbox: SandboxConfig | None = None, timeout: float = 10.0, workers: int | None = None,
                   io_limits: IOLimits | None = None, refs: ReferenceOutputs | None = None,
+                  modes: TaskModes | None = None,
                   on_outcome: Callable[[dict], object] | None = None) -> list[dict]:
     """Run every sample (``{"task_id", "solution", "sample_idx"?}``) and return outcome records
     in the same order. ``on_outcome`` sees each record as it completes (e.g. to append it to a
@@ -210,6 +316,8 @@ def score_samples(tasks: Sequence[Task] | dict[str, Task], samples: Sequence[dic
     if io_tasks:
         refs = refs or ReferenceOutputs()
         refs.ensure(io_tasks.values(), sandbox, io_limits, workers=workers)
+    modes = modes or TaskModes()
+    modes.ensure({s["task_id"]: by_id[s["task_id"]] for s in samples}.values(), sandbox, timeout, workers=workers)
     outcomes: list[dict | None] = [None] * len(samples)
     runnable, jobs = [], []
     for i, s in enumerate(samples):
@@ -217,13 +325,14 @@ def score_samples(tasks: Sequence[Task] | dict[str, Task], samples: Sequence[dic
         if task.kind == "io" and refs is not None and task.task_id in refs.broken:
             rec = {"task_id": task.task_id, "sample_idx": s.get("sample_idx", 0), "solution_sha": solution_sha(s["solution"]),
                    "status": "error", "passed": False, "base_passed": False, "plus_passed": False,
-                   "reason": f"reference solution failed: {refs.broken[task.task_id]}", "duration": 0.0}
+                   "reason": f"reference solution failed: {refs.broken[task.task_id]}", "duration": 0.0,
+                   "mode": "", "isolation": ""}
             outcomes[i] = rec
             if on_outcome:
                 on_outcome(rec)
             continue
         runnable.append(i)
-        jobs.append(sample_job(task, s["solution"], timeout, refs, io_limits))
+        jobs.append(sample_job(task, s["solution"], timeout, refs, io_limits, mode=modes.mode(task)))
 
     def done(j: int, r: ExecResult) -> None:
         i = runnable[j]
@@ -234,3 +343,17 @@ def score_samples(tasks: Sequence[Task] | dict[str, Task], samples: Sequence[dic
 
     run_jobs(jobs, sandbox, workers=workers, on_result=done)
     return outcomes  # type: ignore[return-value]
+
+
+def mode_counts(tasks: Iterable[Task], outcomes: Iterable[dict]) -> dict[str, int]:
+    """How many tasks were scored in each execution mode (by their outcome records)."""
+    by_task: dict[str, str] = {}
+    for o in outcomes:
+        if o.get("mode"):
+            by_task[o["task_id"]] = o["mode"]
+    counts = {"split": 0, "in-process": 0}
+    for t in tasks:
+        m = by_task.get(t.task_id)
+        if m in counts:
+            counts[m] += 1
+    return counts

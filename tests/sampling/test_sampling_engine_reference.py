@@ -22,6 +22,10 @@ CASES = [
     ("llada_model", dict(alg="random", block_len=4, steps=6, temperature=0.5)),
     ("sharp_model", dict(alg="low_confidence", block_len=6, threshold=0.7)),
     ("sharp_model", dict(alg="entropy", threshold=0.7)),
+    # the threshold floor: at least the schedule's count per step, and Fast-dLLM's exact rule
+    ("sharp_model", dict(alg="low_confidence", block_len=6, threshold=0.95, steps=4)),
+    ("sharp_model", dict(alg="entropy", threshold=0.99, steps=6, temperature=0.5, top_p=0.9)),
+    ("sharp_model", dict(alg="entropy", threshold=0.7, threshold_floor="one")),
 ]
 
 

@@ -20,7 +20,15 @@ from typing import Any
 import torch
 from torch import nn
 
-from diffucode.models.attention import ATTENTION_MODES, AttentionMode, build_attention_mask, positions_from_padding
+from diffucode.models.attention import (
+    ATTENTION_MODES,
+    AttentionMode,
+    build_attention_mask,
+    install_plain_mask_hooks,
+    plain_mask,
+    plain_pattern,
+    positions_from_padding,
+)
 
 # Keys written into config.json so a saved model round-trips with its diffusion behaviour.
 CONFIG_KEYS = ("diffusion_attention", "diffusion_shift", "diffusion_block_len", "mask_token_id")
@@ -60,6 +68,8 @@ class DiffusionLM(nn.Module):
         self.block_len = block_len
         self.eos_token_id = eos_token_id
         self.pad_token_id = pad_token_id
+        # mask-free SDPA for plain full / causal patterns (see attention.py); 0 = not available
+        self.plain_masks = install_plain_mask_hooks(backbone) > 0
         self._sync_config()
 
     # -- conveniences -------------------------------------------------------------------
@@ -130,10 +140,16 @@ class DiffusionLM(nn.Module):
         key_positions = positions_from_padding(attention_mask)  # [B, K]
         if position_ids is None:
             position_ids = key_positions[:, past:]
+        plain = None
         if attn_mask_4d is None:
-            mask = build_attention_mask(
-                attention_mode or self.attention, attention_mask, q, key_positions, self.block_len
-            )
+            mode = attention_mode or self.attention
+            sdpa = getattr(self.backbone.config, "_attn_implementation", None) == "sdpa"
+            if self.plain_masks and sdpa:  # only SDPA reads is_causal; eager would need the mask
+                plain = plain_pattern(mode, attention_mask, q, key_positions, self.block_len)
+            if plain is not None:  # the attention hooks turn it into mask-free SDPA
+                mask = plain_mask(plain, B, q, past + q, input_ids.device)
+            else:
+                mask = build_attention_mask(mode, attention_mask, q, key_positions, self.block_len)
         else:
             if attn_mask_4d.shape != (B, 1, q, past + q):
                 raise ValueError(f"attn_mask_4d has shape {tuple(attn_mask_4d.shape)}; expected {(B, 1, q, past + q)}")
@@ -142,7 +158,7 @@ class DiffusionLM(nn.Module):
             if empty.any():  # never an all-False row (NaN in SDPA): let such a query see itself
                 diag = torch.eye(q, past + q, past, dtype=torch.bool, device=mask.device)[None, None]
                 mask = mask | (diag & empty)
-        if getattr(self.backbone.config, "_attn_implementation", "sdpa") == "eager":
+        if plain is None and getattr(self.backbone.config, "_attn_implementation", "sdpa") == "eager":
             # eager attention adds the mask to the scores
             mask = torch.zeros(mask.shape, dtype=self.dtype, device=mask.device).masked_fill(
                 ~mask, torch.finfo(self.dtype).min

@@ -50,6 +50,9 @@ class Decoding:
     top_k: int | None = field(default=None, metadata={"help": "keep the k most likely tokens"})
     block_len: int | None = field(default=None, metadata={"help": "semi-autoregressive block length"})
     threshold: float | None = field(default=None, metadata={"help": "parallel decoding confidence threshold (Fast-dLLM)"})
+    threshold_floor: Literal["schedule", "one"] = field(
+        default="schedule", metadata={"help": "with threshold: a step reveals at least the steps schedule's count "
+                                              "(schedule) or one token (one: Fast-dLLM's exact rule)"})
     cache: Literal["none", "prefix", "dual"] = field(default="none", metadata={"help": "KV cache for bidirectional models"})
     seed: int | None = field(default=0, metadata={"help": "seed; batch b decodes with seed + b (None: unseeded)"})
 
@@ -170,6 +173,8 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--top-p", type=float, default=S, help="nucleus sampling mass")
     d.add_argument("--top-k", type=int, default=S, help="keep the k most likely tokens")
     d.add_argument("--threshold", type=float, default=S, help="parallel decoding threshold")
+    d.add_argument("--threshold-floor", choices=["schedule", "one"], default=S,
+                   help="with --threshold, the least a step reveals: the --steps schedule's count (default) or one token")
     d.add_argument("--block-len", type=int, default=S, help="semi-autoregressive block length")
     d.add_argument("--cache", choices=["none", "prefix", "dual"], default=S, help="KV cache (bidirectional models)")
     d.add_argument("--batch-size", type=int, default=S, help="rows decoded together (default 8)")

@@ -61,7 +61,12 @@ def build_parser() -> argparse.ArgumentParser:
     dec.add_argument("--top-p", type=float, default=None, help="nucleus sampling mass")
     dec.add_argument("--top-k", type=int, default=None, help="keep the k most likely tokens")
     dec.add_argument("--block-len", type=int, default=None, help="semi-autoregressive block length")
-    dec.add_argument("--threshold", type=float, default=None, help="parallel decoding: reveal all tokens with probability >= this")
+    dec.add_argument("--threshold", type=float, default=None,
+                     help="parallel decoding: also reveal every token with probability >= this (a step still reveals at "
+                          "least what --steps schedules, so it is never slower than --steps alone)")
+    dec.add_argument("--threshold-floor", default="schedule", choices=["schedule", "one"],
+                     help="with --threshold, the least a step reveals: the --steps schedule's count, or one token "
+                          "(Fast-dLLM's exact rule; --steps refused)")
     dec.add_argument("--cache", default="none", choices=["none", "prefix", "dual"], help="KV cache for bidirectional models (approximate)")
     dec.add_argument("--no-block-cache", action="store_true", help="block-causal models: recompute everything each step (reference)")
     dec.add_argument("--eps", type=float, default=1e-3, help="Dream timestep schedule epsilon")
@@ -233,7 +238,8 @@ def main(argv: list[str]) -> int:
         cfg = GenerationConfig(
             max_new_tokens=args.max_new_tokens, steps=args.steps, alg=args.alg, alg_temp=args.alg_temp,
             temperature=args.temperature, top_p=args.top_p, top_k=args.top_k, block_len=args.block_len,
-            threshold=args.threshold, cache=args.cache, block_cache=not args.no_block_cache, eps=args.eps,
+            threshold=args.threshold, threshold_floor=args.threshold_floor, cache=args.cache,
+            block_cache=not args.no_block_cache, eps=args.eps,
             seed=args.seed, num_return_sequences=args.num_return_sequences, stop_at_eos=not args.no_stop_at_eos,
             stop_token_ids=stop_ids, early_exit=not args.no_early_exit, return_history=args.show_steps,
         )

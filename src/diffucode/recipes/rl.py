@@ -106,6 +106,8 @@ class RolloutConfig:
     top_k: Optional[int] = field(default=None, metadata={"help": "top-k sampling"})
     block_len: Optional[int] = field(default=None, metadata={"help": "semi-autoregressive decoding block (unset: one block)"})
     threshold: Optional[float] = field(default=None, metadata={"help": "confidence-threshold parallel decoding (Fast-dLLM)"})
+    threshold_floor: Literal["schedule", "one"] = field(
+        default="schedule", metadata={"help": "with threshold: at least the steps schedule's count per step, or one (Fast-dLLM)"})
     cache: Literal["none", "prefix", "dual"] = field(default="none", metadata={"help": "approximate KV cache for bidirectional models"})
     stop_tokens: list[str] = field(
         default_factory=lambda: ["<|im_end|>"],
@@ -456,7 +458,8 @@ def _train_rl(
     ro = cfg.rollout
     gen_cfg = GenerationConfig(max_new_tokens=ro.max_new_tokens, steps=ro.steps, alg=ro.alg, alg_temp=ro.alg_temp,
                                temperature=ro.temperature, top_p=ro.top_p, top_k=ro.top_k, block_len=ro.block_len,
-                               threshold=ro.threshold, cache=ro.cache, stop_token_ids=stop_ids)
+                               threshold=ro.threshold, threshold_floor=ro.threshold_floor, cache=ro.cache,
+                               stop_token_ids=stop_ids)
 
     optimizer = build_optimizer(model, cfg.optim)
     scheduler = build_scheduler(optimizer, cfg.optim, cfg.max_steps * mu)  # stepped once per optimiser update

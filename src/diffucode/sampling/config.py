@@ -16,6 +16,7 @@ from diffucode.config import ConfigError
 from diffucode.sampling.remasking import ALGORITHMS
 
 CACHE_MODES = ("none", "prefix", "dual")
+THRESHOLD_FLOORS = ("schedule", "one")
 
 Algorithm = Literal["origin", "maskgit_plus", "topk_margin", "entropy", "low_confidence", "random"]
 
@@ -25,8 +26,8 @@ class GenerationConfig:
     max_new_tokens: int = field(default=256, metadata={"help": "completion length L: number of masks appended to the prompt"})
     steps: int | None = field(
         default=None,
-        metadata={"help": "denoising steps in total (None = max_new_tokens, one token per step); must be <= max_new_tokens; "
-                          "ignored when threshold is set"},
+        metadata={"help": "denoising steps in total (None = max_new_tokens, one token per step); must be <= max_new_tokens. "
+                          "With threshold: the most steps decoding may take (see threshold_floor)"},
     )
     alg: Algorithm = field(
         default="entropy",
@@ -46,8 +47,14 @@ class GenerationConfig:
     )
     threshold: float | None = field(
         default=None,
-        metadata={"help": "Fast-dLLM parallel decoding: reveal every masked token of the block whose probability is "
-                          ">= threshold (at least one per step); replaces the per-step counts"},
+        metadata={"help": "Fast-dLLM parallel decoding: also reveal every masked token of the block whose probability is "
+                          ">= threshold (see threshold_floor for the least a step reveals)"},
+    )
+    threshold_floor: Literal["schedule", "one"] = field(
+        default="schedule",
+        metadata={"help": "with threshold, the least a step reveals: schedule = the count the steps schedule gives "
+                          "(so never more NFE than without the threshold; steps=None is one token per step) | "
+                          "one = Fast-dLLM's exact rule, the single best token (steps must be unset)"},
     )
     cache: Literal["none", "prefix", "dual"] = field(
         default="none",
@@ -106,6 +113,11 @@ class GenerationConfig:
             bad("--top-k", f"must be a positive integer, got {self.top_k!r}")
         if self.threshold is not None and not 0 < self.threshold <= 1:
             bad("--threshold", f"must be in (0, 1], got {self.threshold}")
+        if self.threshold_floor not in THRESHOLD_FLOORS:
+            bad("--threshold-floor", f"unknown floor {self.threshold_floor!r}; choose one of {', '.join(THRESHOLD_FLOORS)}")
+        if self.threshold is not None and self.threshold_floor == "one" and self.steps is not None:
+            bad("--steps", "has no meaning with --threshold-floor one (Fast-dLLM's exact rule: a block takes as many "
+                           "steps as it needs); drop --steps, or use --threshold-floor schedule to cap the steps")
         if not 0 < self.eps < 1:
             bad("--eps", f"must be in (0, 1), got {self.eps}")
         if not isinstance(self.num_return_sequences, int) or self.num_return_sequences < 1:
@@ -116,6 +128,11 @@ class GenerationConfig:
     def num_steps(self) -> int:
         """``steps`` with the default filled in."""
         return self.steps if self.steps is not None else self.max_new_tokens
+
+    @property
+    def scheduled(self) -> bool:
+        """Whether a step schedule applies (always, except Fast-dLLM's exact threshold rule)."""
+        return self.threshold is None or self.threshold_floor == "schedule"
 
     @property
     def stochastic(self) -> bool:

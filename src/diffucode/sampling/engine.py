@@ -37,6 +37,8 @@ re-masked.
 
 Departures from the references (Dream ``_sample``, LLaDA ``generate``, Fast-dLLM, SDAR):
 
+- Only the logits that are read are computed (``logit_positions``: the block's columns), and
+  plain full / causal attention without padding runs mask-free (``models/attention.py``).
 - Random draws use one ``torch.Generator`` per row (seeded from ``seed`` and the row index) and
   only for masked candidates, so a row's randomness does not depend on the other rows; with the
   same seed a run is reproducible. Per row and step the draws are, in order: tokens (multinomial
@@ -55,9 +57,16 @@ Departures from the references (Dream ``_sample``, LLaDA ``generate``, Fast-dLLM
   each block with ``steps / num_blocks`` steps (as Fast-dLLM's Dream port does). On block-causal
   models, ``steps`` gives ``ceil(steps * block / L)`` steps per block, because a partial first
   block makes the number of blocks row-dependent.
-- With ``threshold``, ``steps`` is unused: a block takes as many steps as it needs (>= 1 token
-  each). Batched rows share the block boundaries, so a row that has finished a block waits for
-  the others (the tokens are unaffected; its ``order`` steps are the batch's).
+- With ``threshold`` (Fast-dLLM), a step reveals every candidate whose chosen token has
+  probability >= threshold, and never fewer than the step schedule would (``threshold_floor =
+  "schedule"``, the default: the schedule's count of best-scored candidates, and at least one):
+  so a threshold never takes more forward passes than the same ``steps`` without it, and
+  ``steps`` caps them. ``steps=None`` makes the floor one token per step, which is exactly
+  Fast-dLLM's rule; ``threshold_floor="one"`` is that rule for any length (``steps`` refused).
+  Fast-dLLM instead reveals only the single best token when nothing reaches the threshold, so an
+  unsure model can need many more steps than the schedule it replaced. Batched rows share the
+  block boundaries, so a row that has finished a block waits for the others (the tokens are
+  unaffected; its ``order`` steps are the batch's).
 - Prompts may not contain the mask token (use ``suffix_ids`` for infilling); the references
   would silently decode such masks too.
 
@@ -114,16 +123,22 @@ def _cache_select_positions(cache, index: torch.Tensor) -> None:
 # ---------------------------------------------------------------------------------------------
 # runners: one per cache mode; each returns the logits predicting the block's positions
 # ---------------------------------------------------------------------------------------------
-def _window(raw: torch.Tensor, c: int, bs: int, be: int, shift: bool, carry: torch.Tensor | None = None) -> torch.Tensor:
-    """Logits for canvas columns ``[bs, be)`` from ``raw`` ([B, q, V], the backbone output for
-    columns ``[c, c+q)``). Shift models read column ``j - 1``; when that column is not in this
-    call (``bs == c``) its output is ``carry`` (or, at column 0, a placeholder never used)."""
+def _raw_span(c: int, bs: int, be: int, shift: bool) -> tuple[int, int]:
+    """Raw output indices ``[lo, hi)`` of a call covering canvas columns ``[c, c+q)`` that hold the
+    logits of columns ``[bs, be)``: shift models read column ``j - 1``, so ``lo`` is ``-1`` when
+    that column is not in the call (``bs == c``); its output then comes from ``carry``."""
     s = int(shift)
-    lo, hi = bs - s - c, be - s - c
+    return bs - s - c, be - s - c
+
+
+def _window(out_logits: torch.Tensor, lo: int, carry: torch.Tensor | None = None) -> torch.Tensor:
+    """Logits of the block from a call that computed raw outputs ``[max(lo, 0), hi)`` only
+    (``logit_positions``). ``lo == -1``: the first column's output is ``carry`` (or, at canvas
+    column 0, a placeholder never used: nothing before the first token is ever masked)."""
     if lo >= 0:
-        return raw[:, lo:hi]
-    first = carry if carry is not None else raw[:, 0]  # [B, V]
-    return torch.cat([first[:, None], raw[:, :hi]], dim=1)
+        return out_logits
+    first = carry if carry is not None else out_logits[:, 0]  # [B, V]
+    return torch.cat([first[:, None], out_logits], dim=1)
 
 
 class _State:
@@ -156,10 +171,15 @@ class _Runner:
         self.shift = bool(model.shift)
         self.nfe = 0
 
-    def _forward(self, ids, pad, pos, cache=None):
+    def _forward(self, ids, pad, pos, cache=None, span: tuple[int, int] | None = None):
+        """One NFE; ``span`` = raw output indices ``[lo, hi)`` whose logits are read (the LM head
+        runs only there: ``logit_positions``)."""
         self.nfe += 1
+        keep = None
+        if span is not None:
+            keep = torch.arange(max(span[0], 0), span[1], device=ids.device)
         return self.model(ids, attention_mask=pad, position_ids=pos, past_key_values=cache,
-                          use_cache=cache is not None or self.wants_cache, align=False)
+                          use_cache=cache is not None or self.wants_cache, align=False, logit_positions=keep)
 
     wants_cache = False
 
@@ -174,8 +194,8 @@ class _FullRunner(_Runner):
     """No cache: the whole canvas every step (the reference for every model kind)."""
 
     def logits(self, st: _State, bs: int, be: int) -> torch.Tensor:
-        raw = self._forward(st.x, st.pad, st.pos).logits  # [B, W, V]
-        return _window(raw, 0, bs, be, self.shift)
+        span = _raw_span(0, bs, be, self.shift)
+        return _window(self._forward(st.x, st.pad, st.pos, span=span).logits, span[0])
 
 
 class _PrefixRunner(_Runner):
@@ -189,14 +209,16 @@ class _PrefixRunner(_Runner):
 
     def logits(self, st, bs, be):
         if self.cache is None:  # block start: whole canvas, keep the prefix
-            out = self._forward(st.x, st.pad, st.pos)
+            span = _raw_span(0, bs, be, self.shift)
+            out = self._forward(st.x, st.pad, st.pos, span=span)
             self.cache = out.past_key_values
             _cache_keep_first(self.cache, self.c0)
-            return _window(out.logits, 0, bs, be, self.shift)
+            return _window(out.logits, span[0])
         c0 = self.c0
-        out = self._forward(st.x[:, c0:], st.pad, st.pos[:, c0:], self.cache)
+        span = _raw_span(c0, bs, be, self.shift)
+        out = self._forward(st.x[:, c0:], st.pad, st.pos[:, c0:], self.cache, span=span)
         _cache_keep_first(self.cache, c0)
-        return _window(out.logits, c0, bs, be, self.shift)
+        return _window(out.logits, span[0])
 
     def select(self, keep):
         if self.cache is not None:
@@ -217,7 +239,8 @@ class _DualRunner(_Runner):
     def logits(self, st, bs, be):
         c0 = self.c0
         if self.cache is None:
-            out = self._forward(st.x, st.pad, st.pos)
+            span = _raw_span(0, bs, be, self.shift)
+            out = self._forward(st.x, st.pad, st.pos, span=span)
             W = st.x.shape[1]
             dev = st.x.device
             keep = torch.cat([torch.arange(0, c0, device=dev), torch.arange(be, W, device=dev)])  # [K']
@@ -225,10 +248,11 @@ class _DualRunner(_Runner):
             _cache_select_positions(self.cache, keep)
             self.n_past = keep.numel()
             self.pad_kv = torch.cat([st.pad[:, keep], st.pad[:, c0:be]], dim=1)  # [B, K' + q]
-            return _window(out.logits, 0, bs, be, self.shift)
-        out = self._forward(st.x[:, c0:be], self.pad_kv, st.pos[:, c0:be], self.cache)
+            return _window(out.logits, span[0])
+        span = _raw_span(c0, bs, be, self.shift)
+        out = self._forward(st.x[:, c0:be], self.pad_kv, st.pos[:, c0:be], self.cache, span=span)
         _cache_keep_first(self.cache, self.n_past)
-        return _window(out.logits, c0, bs, be, self.shift)
+        return _window(out.logits, span[0])
 
     def select(self, keep):
         if self.cache is not None:
@@ -251,13 +275,13 @@ class _BlockCacheRunner(_Runner):
 
     def logits(self, st, bs, be):
         c = self.committed
-        out = self._forward(st.x[:, c:be], st.pad[:, :be], st.pos[:, c:be], self.cache)
+        span = _raw_span(c, bs, be, self.shift)
+        out = self._forward(st.x[:, c:be], st.pad[:, :be], st.pos[:, c:be], self.cache, span=span)
         self.cache = out.past_key_values
         _cache_keep_first(self.cache, bs)
-        raw = out.logits  # [B, be - c, V]
-        pred = _window(raw, c, bs, be, self.shift, self.carry)
-        if self.shift and bs - 1 >= c:
-            self.carry = raw[:, bs - 1 - c]
+        pred = _window(out.logits, span[0], self.carry)  # [B, be - bs, V]
+        if span[0] >= 0 and self.shift:
+            self.carry = out.logits[:, 0]  # the output at column bs - 1, for the block's later steps
         self.committed = bs
         return pred
 
@@ -332,11 +356,15 @@ def _choose(cfg, cand, tokens, p_chosen, score, sizes, gens, counts_now, t, s, l
             R.gumbel_perturb(sr, cfg.alg_temp, g) for sr, g in zip(_split_rows(score, sizes), gens) if sr.shape[0] > 0
         ])
     scores[cand] = score.to(torch.float64)
+    # the schedule's count of best-scored candidates; with a threshold, the least a step reveals
+    # (origin with a threshold ranks by probability, like maskgit_plus, and flips no coins)
+    floor = R.select_top(scores, counts_now) & cand if counts_now is not None else None
     if cfg.threshold is not None:
         probs = torch.zeros(B, nb, dtype=p_chosen.dtype, device=dev)
         probs[cand] = p_chosen
-        return R.select_threshold(scores, probs, cand, cfg.threshold)
-    return R.select_top(scores, counts_now) & cand
+        sel = R.select_threshold(scores, probs, cand, cfg.threshold)
+        return sel if floor is None else sel | floor
+    return floor
 
 
 # ---------------------------------------------------------------------------------------------
@@ -429,7 +457,7 @@ def _layout_bidirectional(model, cfg, ids, amask, suffix):
                           f"max_new_tokens / block_len whole blocks)")
     nblocks = L // bl
     steps_per_block = None
-    if cfg.threshold is None:
+    if cfg.scheduled:
         steps = cfg.num_steps
         if steps % nblocks:
             raise ConfigError(f"--steps: {steps} steps cannot be split evenly over {nblocks} blocks of {bl} tokens; "
@@ -467,7 +495,7 @@ def _layout_blockwise(model, cfg, ids, amask):
     k0 = int(g.min()) // Bk
     blocks = [(k * Bk, min((k + 1) * Bk, W)) for k in range(k0, nblk)]
     steps_per_block = None
-    if cfg.threshold is None:
+    if cfg.scheduled:
         steps_per_block = max(1, math.ceil(cfg.num_steps * Bk / L))
     return x, pad, gen, g, blocks, steps_per_block
 

@@ -17,7 +17,8 @@ from that processed distribution:
   ``random`` a uniform draw; per block, ``masked // steps`` per step with the remainder given
   one each to the first steps.
 - Confidence threshold (Fast-dLLM): reveal every candidate whose chosen-token probability is
-  at least ``tau``, and always the single best-scored one.
+  at least ``tau``, and always the single best-scored one (the engine adds the schedule's
+  count as a floor, see ``GenerationConfig.threshold_floor``).
 
 Departures from the reference code (all exact in distribution, none in greedy output):
 

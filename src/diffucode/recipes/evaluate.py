@@ -91,7 +91,10 @@ class EvalConfig:
     timeout: float = field(default=10.0, metadata={"help": "seconds per program (HumanEval/MBPP; EvalPlus scales by reference time)"})
     workers: int | None = field(default=None, metadata={"help": "programs run in parallel (default: cores)"})
     isolation: Literal["auto", "require", "none"] = field(
-        default="auto", metadata={"help": "sandbox: auto (bwrap, else limits only with a warning) | require | none"})
+        default="auto", metadata={"help": "sandbox: auto (bwrap; without it, refuse unless allow_unsandboxed) | "
+                                          "require | none (limits only)"})
+    allow_unsandboxed: bool = field(default=False, metadata={
+        "help": "run generated code with resource limits only when bubblewrap is unusable (refused otherwise)"})
     progress: bool = field(default=True, metadata={"help": "show progress bars"})
     decoding: Decoding = field(default_factory=Decoding, metadata={"help": "decoding settings"})
 
@@ -163,6 +166,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="refuse to run programs without the bubblewrap sandbox")
     r.add_argument("--no-sandbox", dest="isolation", action="store_const", const="none", default=S,
                    help="resource limits only (no bubblewrap); for machines without namespaces")
+    r.add_argument("--allow-unsandboxed", action="store_true", default=S,
+                   help="if bubblewrap is unusable, run programs with resource limits only instead of refusing "
+                        "(apt-get install bubblewrap gives the sandbox)")
     r.add_argument("--no-progress", dest="progress", action="store_false", default=S, help="no progress bars")
     d = p.add_argument_group("decoding (GenerationConfig)")
     d.add_argument("--max-new-tokens", type=int, default=S, help="completion length (default 256)")
@@ -324,7 +330,8 @@ def _execute(cfg: EvalConfig, tasks, samples: list[dict], out_dir: Path) -> tupl
             todo.append(s)
     if outcomes:
         _say(f"resuming: {len(outcomes)} samples already scored in {exec_path}, {len(todo)} to run")
-    sandbox = SandboxConfig(timeout=cfg.timeout, isolation=cfg.isolation, workers=cfg.workers)
+    sandbox = SandboxConfig(timeout=cfg.timeout, isolation=cfg.isolation, workers=cfg.workers,
+                                  allow_unsandboxed=cfg.allow_unsandboxed)
     refs = ReferenceOutputs(out_dir / "reference_outputs.jsonl")
     modes = TaskModes(out_dir / "task_modes.jsonl")
     bar = None
@@ -373,6 +380,14 @@ def _main(parser, args) -> int:
 
     t_start = time.perf_counter()
     cfg = resolve_config(args)
+    if not cfg.generation_only:  # refuse before generating, not after
+        from diffucode.execution import SandboxConfig, SandboxUnavailableError, sandbox_info
+
+        try:
+            sandbox_info(SandboxConfig(timeout=cfg.timeout, isolation=cfg.isolation, workers=cfg.workers,
+                                       allow_unsandboxed=cfg.allow_unsandboxed))
+        except SandboxUnavailableError as e:
+            raise ConfigError(str(e)) from e
     out_dir = Path(cfg.output or f"runs/eval/{cfg.benchmark}")
     try:
         tasks = load_benchmark(cfg.benchmark, cfg.data_file, split=cfg.split, limit=cfg.limit,
@@ -432,7 +447,7 @@ def _run_locked(cfg: EvalConfig, tasks, by_id, samples_path: Path, out_dir: Path
     try:
         outcomes, wall, n_run = _execute(cfg, tasks, samples, out_dir)
     except SandboxUnavailableError as e:
-        raise ConfigError(f"--require-sandbox: {e}") from e
+        raise ConfigError(str(e)) from e
 
     gen_s = sum(float(s.get("gen_s") or 0.0) for s in samples)
     results = {
@@ -465,6 +480,7 @@ def sandbox_info_safe(cfg: EvalConfig, info_fn) -> dict:
     from diffucode.execution import SandboxConfig
 
     try:
-        return info_fn(SandboxConfig(timeout=cfg.timeout, isolation=cfg.isolation, workers=cfg.workers))
+        return info_fn(SandboxConfig(timeout=cfg.timeout, isolation=cfg.isolation, workers=cfg.workers,
+                                  allow_unsandboxed=cfg.allow_unsandboxed))
     except Exception as e:  # noqa: BLE001 - only reporting
         return {"isolation": "unknown", "error": str(e)}

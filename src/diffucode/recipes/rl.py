@@ -131,6 +131,9 @@ class RewardConfig:
     weights: list[float] = field(default_factory=lambda: [2.0, 0.5], metadata={"help": "one weight per function (DiffuCoder: 2.0, 0.5)"})
     timeout: float = field(default=5.0, metadata={"help": "seconds per program in the sandbox"})
     workers: int = field(default=4, metadata={"help": "sandbox processes run in parallel (per training process)"})
+    allow_unsandboxed: bool = field(default=False, metadata={
+        "help": "run generated code with resource limits only when bubblewrap is unusable (refused otherwise; "
+                "also --allow-unsandboxed)"})
 
     def __post_init__(self):
         if self.timeout <= 0 or self.workers < 1:
@@ -229,7 +232,8 @@ def _reward_funcs(cfg: RLConfig) -> list[Callable]:
 
     table = {
         "code": functools.update_wrapper(
-            functools.partial(code_reward, timeout=cfg.reward.timeout, max_workers=cfg.reward.workers), code_reward),
+            functools.partial(code_reward, timeout=cfg.reward.timeout, max_workers=cfg.reward.workers,
+                              allow_unsandboxed=cfg.reward.allow_unsandboxed), code_reward),
         "format": format_reward,
     }
     out = []
@@ -422,6 +426,8 @@ def _train_rl(
     n_local = local_prompts * G  # completions per process per step
     n_micro = math.ceil(n_local / cfg.micro_batch_size)
     funcs = list(reward_funcs) if reward_funcs is not None else _reward_funcs(cfg)
+    if reward_funcs is None and "code" in cfg.reward.funcs:
+        _check_sandbox(cfg.reward.allow_unsandboxed, "reward.allow_unsandboxed=true (or --allow-unsandboxed)")
     if len(cfg.reward.weights) != len(funcs):
         raise ConfigError(f"reward.weights has {len(cfg.reward.weights)} entries for {len(funcs)} reward functions")
     func_names = [getattr(f, "__name__", f"reward{j}") for j, f in enumerate(funcs)]
@@ -714,6 +720,8 @@ def _filter_main(argv: list[str]) -> int:
     parser.add_argument("--no-chat-template", action="store_true", help="with --models: feed the raw question")
     parser.add_argument("--timeout", type=float, default=5.0, help="with --models: sandbox seconds per program")
     parser.add_argument("--workers", type=int, default=4, help="with --models: sandbox processes in parallel")
+    parser.add_argument("--allow-unsandboxed", action="store_true",
+                        help="with --models: run the completions with resource limits only if bubblewrap is unusable")
     parser.add_argument("--seed", type=int, default=0, help="with --models: sampling seed")
     args = parser.parse_args(argv)
 
@@ -767,12 +775,23 @@ def measure_pass_rates(records: list[dict], model_paths: Sequence[str], args) ->
         texts = [format_prompt(tok, r["question"], chat=not args.no_chat_template) for r in records]
         roll = sample_groups(model, tok, texts, n, gen, seed=args.seed, batch_prompts=args.batch_prompts)
         scores = code_reward(None, roll.texts, test_cases=[r["test_cases"] for r in records for _ in range(n)],
-                             timeout=args.timeout, max_workers=args.workers)
+                             timeout=args.timeout, max_workers=args.workers,
+                             allow_unsandboxed=args.allow_unsandboxed)
         for i, r in enumerate(records):
             vals = [s for s in scores[i * n:(i + 1) * n] if s is not None]
             out[r["id"]].append(sum(vals) / len(vals) if vals else 0.0)
         del model
     return out
+
+
+def _check_sandbox(allow_unsandboxed: bool, how: str) -> None:
+    """Refuse, before any work, to run generated code without bubblewrap unless opted in."""
+    from diffucode.execution import SandboxConfig, SandboxUnavailableError, sandbox_info
+
+    try:
+        sandbox_info(SandboxConfig(allow_unsandboxed=allow_unsandboxed))
+    except SandboxUnavailableError as e:
+        raise ConfigError(f"{e} ({how})") from e
 
 
 # ---------------------------------------------------------------------------------------------
@@ -781,6 +800,8 @@ def measure_pass_rates(records: list[dict], model_paths: Sequence[str], args) ->
 def main(argv: list[str]) -> int:
     if argv and argv[0] == "filter":
         return _filter_main(argv[1:])
+    if "--allow-unsandboxed" in argv:  # the flag form of the config key
+        argv = [a for a in argv if a != "--allow-unsandboxed"] + ["reward.allow_unsandboxed=true"]
     parsed = config_command(
         argv, RLConfig,
         prog="diffucode rl",

@@ -74,12 +74,12 @@ def format_reward(prompts: Sequence[Any] | None, completions: Sequence[Any], **k
     return [format_score(content(c)) for c in completions]
 
 
-def _run_in_sandbox(items: list[tuple[str, list[str]]], timeout: float, workers: int) -> list[float]:
-    try:
-        from diffucode.execution import run_asserts_many
-    except ImportError:  # older layout: the function lives in the checks module
-        from diffucode.execution.checks import run_asserts_many
-    return [float(r.fraction) for r in run_asserts_many(items, timeout=timeout, workers=workers)]
+def _run_in_sandbox(items: list[tuple[str, list[str]]], timeout: float, workers: int,
+                    allow_unsandboxed: bool = False) -> list[float]:
+    from diffucode.execution import SandboxConfig, run_asserts_many
+
+    cfg = SandboxConfig(timeout=timeout, allow_unsandboxed=allow_unsandboxed)
+    return [float(r.fraction) for r in run_asserts_many(items, timeout=timeout, workers=workers, config=cfg)]
 
 
 def code_reward(
@@ -89,6 +89,7 @@ def code_reward(
     timeout: float = 5.0,
     max_workers: int = 4,
     runner: Callable[[str, Sequence[str], float], float] | None = None,
+    allow_unsandboxed: bool = False,
     **kwargs,
 ) -> list[float]:
     """TRL-style execution reward (module docstring).
@@ -114,7 +115,8 @@ def code_reward(
             continue
         jobs.append((i, extract_code(text), list(tests)))
     if jobs and runner is None:
-        results = _run_in_sandbox([(code, tests) for _, code, tests in jobs], timeout, max(1, max_workers))
+        results = _run_in_sandbox([(code, tests) for _, code, tests in jobs], timeout, max(1, max_workers),
+                                  allow_unsandboxed)
     elif jobs:
         # a runner usually starts a subprocess, so threads give real parallelism
         with ThreadPoolExecutor(max_workers=max(1, min(max_workers, len(jobs)))) as pool:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Iterator, Sequence
 
 from diffucode.evaluation.prompts import RESPONSE_PREFIX, extract_base_completion, extract_code_block
@@ -31,6 +31,35 @@ class GeneratedBatch:
     texts: list[str]  # decoded generations, cut at the first end token
     nfe: int  # forward passes the batch used
     seconds: float  # wall time of the batch
+    failed: dict[tuple[int, int], str] = field(default_factory=dict)  # rows of the batch not decoded -> why
+
+
+def check_room(model, gen_config) -> None:
+    """ConfigError when ``max_new_tokens`` alone fills the model's context."""
+    from diffucode.config import ConfigError
+
+    limit, L = int(model.max_seq_len), gen_config.max_new_tokens
+    if L >= limit:
+        raise ConfigError(f"--max-new-tokens: {L} tokens leave no room for a prompt in the model's context of "
+                          f"{limit} tokens")
+
+
+def prompt_problems(model, tokenizer, texts: Sequence[str], gen_config, add_special_tokens: bool = True) -> dict[int, str]:
+    """Prompts that cannot be decoded, by index -> reason (too long for the model's context, or
+    empty). Every other prompt fits in any batch: a batch needs its longest prompt +
+    ``max_new_tokens`` positions (sampling/engine.py's layouts). Raises ConfigError when
+    ``max_new_tokens`` alone leaves no room for any prompt (a setting, not a prompt, is wrong)."""
+    check_room(model, gen_config)
+    limit, L = int(model.max_seq_len), gen_config.max_new_tokens
+    out = {}
+    for i, text in enumerate(texts):
+        n = len(tokenizer(text, add_special_tokens=add_special_tokens)["input_ids"])
+        if n == 0:
+            out[i] = "the prompt is empty (0 tokens)"
+        elif n + L > limit:
+            out[i] = (f"prompt too long: {n} tokens + max_new_tokens {L} = {n + L} exceeds the model's context of "
+                      f"{limit} tokens")
+    return out
 
 
 def chat_prompt(tokenizer, message: str, response_prefix: str = RESPONSE_PREFIX) -> str:
@@ -64,7 +93,11 @@ def iter_generate(model, tokenizer, prompts: Sequence[str], gen_config, n_sample
     """Decode every (prompt, sample) row in fixed batches; yields each batch as it finishes.
 
     ``prompts`` are raw prompts (base) or user messages (``chat=True``: the chat template and
-    ``response_prefix`` are applied here). ``skip(rows)`` returning True skips a batch.
+    ``response_prefix`` are applied here). ``skip(rows)`` returning True skips a batch. Rows whose
+    prompt cannot be decoded (too long for the context, see :func:`prompt_problems`) are left
+    out of their batch and reported in ``GeneratedBatch.failed``: one bad prompt does not stop
+    the others, and since the same rows are left out every time, a resumed run decodes the
+    remaining rows of a batch exactly as before (batch ``b`` keeps seed ``seed + b``).
     """
     import torch
 
@@ -75,6 +108,7 @@ def iter_generate(model, tokenizer, prompts: Sequence[str], gen_config, n_sample
     texts = [chat_prompt(tokenizer, p, response_prefix) if chat else p for p in prompts]
     end_ids = _end_ids(tokenizer, gen_config, chat)
     extra_stops = sorted(end_ids - {tokenizer.eos_token_id, tokenizer.pad_token_id} - set(gen_config.stop_token_ids))
+    problems = prompt_problems(model, tokenizer, texts, gen_config, add_special_tokens=not chat)
     plan = batches_of(len(texts), n_samples, batch_size)
     bar = None
     if progress:
@@ -88,6 +122,13 @@ def iter_generate(model, tokenizer, prompts: Sequence[str], gen_config, n_sample
             if skip is not None and skip(rows):
                 if bar:
                     bar.update(len(rows))
+                continue
+            failed = {(i, j): problems[i] for i, j in rows if i in problems}
+            rows = [r for r in rows if r not in failed]
+            if not rows:
+                if bar:
+                    bar.update(len(failed))
+                yield GeneratedBatch(rows=[], texts=[], nfe=0, seconds=0.0, failed=failed)
                 continue
             enc = tokenizer([texts[i] for i, _ in rows], return_tensors="pt", padding=True,
                             add_special_tokens=not chat)  # a chat template writes its own special tokens
@@ -108,8 +149,8 @@ def iter_generate(model, tokenizer, prompts: Sequence[str], gen_config, n_sample
                 cut = next((k for k, t in enumerate(row) if t in end_ids), len(row))
                 decoded.append(tokenizer.decode(row[:cut], skip_special_tokens=True))
             if bar:
-                bar.update(len(rows))
-            yield GeneratedBatch(rows=rows, texts=decoded, nfe=int(out.nfe), seconds=seconds)
+                bar.update(len(rows) + len(failed))
+            yield GeneratedBatch(rows=rows, texts=decoded, nfe=int(out.nfe), seconds=seconds, failed=failed)
     finally:
         tokenizer.padding_side = old_side
         if bar:
@@ -130,6 +171,9 @@ def generate_completions(model, tokenizer, prompts: list[str], gen_config, n_sam
     out: list[list[str]] = [[""] * n_samples for _ in prompts]
     for batch in iter_generate(model, tokenizer, prompts, gen_config, n_samples, batch_size, chat=chat,
                                response_prefix=response_prefix, progress=progress):
+        if batch.failed:  # a plain list has no room for a failure: say which prompt and why
+            (i, _), why = next(iter(batch.failed.items()))
+            raise ValueError(f"prompt {i}: {why}")
         for (i, j), text in zip(batch.rows, batch.texts):
             if chat:
                 entry = entry_points[i] if entry_points is not None else None

@@ -5,7 +5,10 @@
 * ``samples.jsonl``: one line per sample in the EvalPlus format (``task_id``, ``solution``: the
   whole program) plus ours: ``sample_idx``, ``completion`` (what was appended to the prompt, or
   the extracted code block), ``raw`` (the decoded generation), ``gen_s`` (its share of its
-  batch's wall time), ``nfe``. EvalPlus and other tools can score the file as it is.
+  batch's wall time), ``nfe``. EvalPlus and other tools can score the file as it is. A sample
+  that could not be generated (its prompt does not fit the model's context) has an empty
+  ``solution`` and ``gen_error``: the reason; it is scored as a failure (status ``gen_error``)
+  without running anything.
 * ``executions.jsonl``: one line per executed sample (status, reason, verdicts). Both files
   are appended as work finishes, so an interrupted run resumes where it stopped; a torn last
   line is ignored and, for repeated keys, the last line wins.
@@ -22,14 +25,24 @@ from typing import Iterable, Sequence
 from diffucode.evaluation.passk import mean_pass_at_k, reportable_ks
 from diffucode.evaluation.tasks import Task
 
+GEN_ERROR = "gen_error"  # samples.jsonl key: why the sample could not be generated
+
 
 def read_jsonl(path: str | Path) -> list[dict]:
     """Records of a JSONL file; a line that does not parse (an interrupted write) is skipped."""
+    return [rec for _, rec in read_jsonl_lines(path)]
+
+
+def read_jsonl_lines(path: str | Path) -> list[tuple[int, dict]]:
+    """``(line number, record)`` pairs of a JSONL file (lines that are not a JSON object skipped).
+
+    Bytes that are not UTF-8 (a write torn inside a character) are replaced, so they only spoil
+    their own line."""
     path = Path(path)
     if not path.is_file():
         return []
     out = []
-    for line in path.read_text(encoding="utf-8").splitlines():
+    for n, line in enumerate(path.read_bytes().decode("utf-8", errors="replace").splitlines(), 1):
         if not line.strip():
             continue
         try:
@@ -37,7 +50,7 @@ def read_jsonl(path: str | Path) -> list[dict]:
         except json.JSONDecodeError:
             continue
         if isinstance(rec, dict):
-            out.append(rec)
+            out.append((n, rec))
     return out
 
 
@@ -88,23 +101,35 @@ def load_samples(path: str | Path, tasks: dict[str, Task] | None = None) -> list
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"--samples {path}: no such file")
-    records = read_jsonl(path)
+    with open(path, "rb") as f:
+        if b"\0" in f.read(8192):
+            raise ValueError(f"--samples {path}: not a JSONL text file (it contains NUL bytes)")
     counters: dict[str, int] = {}
     out = []
-    for i, rec in enumerate(records):
+    for n, rec in read_jsonl_lines(path):
+        where = f"--samples {path}, line {n}"
         if "task_id" not in rec:
-            raise ValueError(f"--samples {path}, record {i}: no task_id")
+            raise ValueError(f"{where}: no task_id")
+        if not isinstance(rec["task_id"], (str, int)) or isinstance(rec["task_id"], bool):
+            raise ValueError(f"{where}: task_id must be a string, got {type(rec['task_id']).__name__}")
         tid = str(rec["task_id"])
+        for key in ("solution", "completion"):
+            if key in rec and not isinstance(rec[key], str):
+                raise ValueError(f"{where}: `{key}` must be a string (the program text), got "
+                                 f"{type(rec[key]).__name__} {str(rec[key])[:40]!r}")
         if "solution" not in rec:
             if "completion" not in rec:
-                raise ValueError(f"--samples {path}, record {i}: needs `solution` or `completion`")
+                raise ValueError(f"{where}: needs `solution` or `completion`")
             if tasks is None or tid not in tasks:
-                raise ValueError(f"--samples {path}, record {i}: `completion` without `solution` needs task {tid} "
+                raise ValueError(f"{where}: `completion` without `solution` needs task {tid} "
                                  "in the benchmark to rebuild the program")
             rec = dict(rec, solution=tasks[tid].prompt + rec["completion"])
         if "sample_idx" not in rec:
             rec = dict(rec, sample_idx=counters.get(tid, 0))
-        counters[tid] = max(counters.get(tid, 0), int(rec["sample_idx"]) + 1)
+        idx = rec["sample_idx"]
+        if isinstance(idx, bool) or not isinstance(idx, int) or idx < 0:
+            raise ValueError(f"{where}: sample_idx must be a non-negative integer, got {idx!r}")
+        counters[tid] = max(counters.get(tid, 0), idx + 1)
         out.append(dict(rec, task_id=tid))
     return list(latest_by_key(out).values())
 

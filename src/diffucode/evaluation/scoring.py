@@ -41,6 +41,7 @@ from diffucode.execution import (
     wire_inputs,
 )
 from diffucode.execution.wire import WireError
+from diffucode.evaluation.results import GEN_ERROR
 from diffucode.evaluation.tasks import Task
 
 
@@ -322,6 +323,16 @@ def score_samples(tasks: Sequence[Task] | dict[str, Task], samples: Sequence[dic
     runnable, jobs = [], []
     for i, s in enumerate(samples):
         task = by_id[s["task_id"]]
+        if isinstance(s.get(GEN_ERROR), str):  # nothing was generated: a failure, nothing to run
+            rec = {"task_id": task.task_id, "sample_idx": s.get("sample_idx", 0), "solution_sha": solution_sha(s["solution"]),
+                   "status": "gen_error", "passed": False, "reason": f"generation failed: {s[GEN_ERROR]}"[:500],
+                   "duration": 0.0, "mode": "", "isolation": ""}
+            if task.kind == "io":
+                rec.update(base_passed=False, plus_passed=False)
+            outcomes[i] = rec
+            if on_outcome:
+                on_outcome(rec)
+            continue
         if task.kind == "io" and refs is not None and task.task_id in refs.broken:
             rec = {"task_id": task.task_id, "sample_idx": s.get("sample_idx", 0), "solution_sha": solution_sha(s["solution"]),
                    "status": "error", "passed": False, "base_passed": False, "plus_passed": False,

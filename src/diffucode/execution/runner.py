@@ -103,6 +103,9 @@ class SandboxUnavailableError(RuntimeError):
     """``isolation="require"`` was asked for and bubblewrap cannot be used here."""
 
 
+MAX_TIMEOUT = 86400.0  # seconds per program; a day is already far past any benchmark's needs
+
+
 @dataclass
 class SandboxConfig:
     """Limits and isolation for one program run (all per program)."""
@@ -130,8 +133,8 @@ class SandboxConfig:
     workers: int | None = field(default=None, metadata={"help": "parallel programs; None: the number of usable cores"})
 
     def __post_init__(self):
-        if not self.timeout > 0:
-            raise ValueError(f"SandboxConfig.timeout must be > 0, got {self.timeout}")
+        if not 0 < self.timeout <= MAX_TIMEOUT:  # also refuses nan and inf (the limits need an integer)
+            raise ValueError(f"SandboxConfig.timeout must be in (0, {MAX_TIMEOUT}] seconds, got {self.timeout}")
         if self.isolation not in ("auto", "require", "none"):
             raise ValueError(f"SandboxConfig.isolation must be auto, require or none, got {self.isolation!r}")
         if self.max_processes < 1 or self.max_open_files < 16:

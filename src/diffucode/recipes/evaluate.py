@@ -33,6 +33,10 @@ from diffucode.config import ConfigError, config_to_dict, load_config, save_conf
 
 BENCHMARK_NAMES = ("humaneval", "mbpp", "humaneval_plus", "mbpp_plus", "synthetic")
 ALGS = ("origin", "maskgit_plus", "topk_margin", "entropy", "low_confidence", "random")
+MAX_N_SAMPLES = 10_000  # per task; papers report pass@k with n <= 1000
+MAX_BATCH_SIZE = 4096
+MAX_WORKERS = 1024
+MAX_TIMEOUT = 86400.0  # the sandbox's own bound (execution.runner.MAX_TIMEOUT)
 UNTRAINED_WARNING = "warning: UNTRAINED tiny model: its completions are random (pass --model PATH for a trained one)"
 
 
@@ -103,20 +107,23 @@ class EvalConfig:
             raise ConfigError("--execution-only and --generation-only exclude each other")
         if self.samples is not None and not self.execution_only:
             raise ConfigError("--samples is read only with --execution-only (generation writes OUTPUT/samples.jsonl)")
-        if self.n_samples < 1:
-            raise ConfigError(f"--n-samples must be >= 1, got {self.n_samples}")
+        # upper bounds too: --n-samples 1000000000 would build a billion-row plan and appear to hang
+        if not 1 <= self.n_samples <= MAX_N_SAMPLES:
+            raise ConfigError(f"--n-samples must be between 1 and {MAX_N_SAMPLES}, got {self.n_samples}")
         if not self.k or any(k < 1 for k in self.k):
             raise ConfigError(f"--k must be a comma-separated list of positive integers, got {self.k}")
-        if self.batch_size < 1:
-            raise ConfigError(f"--batch-size must be >= 1, got {self.batch_size}")
-        if not self.timeout > 0:
-            raise ConfigError(f"--timeout must be > 0, got {self.timeout}")
+        if not 1 <= self.batch_size <= MAX_BATCH_SIZE:
+            raise ConfigError(f"--batch-size must be between 1 and {MAX_BATCH_SIZE}, got {self.batch_size}")
+        if not 0 < self.timeout <= MAX_TIMEOUT:  # also nan and inf
+            raise ConfigError(f"--timeout must be a number of seconds in (0, {MAX_TIMEOUT:g}], got {self.timeout}")
         if self.limit is not None and self.limit < 1:
             raise ConfigError(f"--limit must be >= 1, got {self.limit}")
-        if self.workers is not None and self.workers < 1:
-            raise ConfigError(f"--workers must be >= 1, got {self.workers}")
+        if self.workers is not None and not 1 <= self.workers <= MAX_WORKERS:
+            raise ConfigError(f"--workers must be between 1 and {MAX_WORKERS}, got {self.workers}")
         if self.tiny and self.model:
             raise ConfigError("--tiny and --model exclude each other")
+        if not self.execution_only:
+            self.decoding.generation_config()  # --temperature nan etc.: refused before anything is written
 
 
 def _int_list(text: str) -> list[int]:
@@ -252,9 +259,9 @@ def _response_prefix(cfg: EvalConfig) -> str | None:
 
 def _generate(cfg: EvalConfig, tasks, out_dir: Path) -> dict:
     """Generation half: append new samples to samples.jsonl; returns the generation record."""
-    from diffucode.evaluation.generation import iter_generate
+    from diffucode.evaluation.generation import check_room, iter_generate
     from diffucode.evaluation.prompts import RESPONSE_PREFIX, chat_message, solution_from_base, solution_from_chat
-    from diffucode.evaluation.results import JsonlAppender, read_jsonl, write_json
+    from diffucode.evaluation.results import GEN_ERROR, JsonlAppender, read_jsonl, write_json
 
     gen_cfg = cfg.decoding.generation_config()  # validates the decoding flags before the model loads
     meta_path, samples_path = out_dir / "generation.json", out_dir / "samples.jsonl"
@@ -286,17 +293,25 @@ def _generate(cfg: EvalConfig, tasks, out_dir: Path) -> dict:
     if cfg.decoding.temperature == 0 and cfg.n_samples > 1:
         _say("note: --temperature 0 with --n-samples > 1 decodes identical samples (pass@k for k > 1 is then pass@1)")
     model, tok, _ = _load_model(cfg)
+    check_room(model, gen_cfg)  # before anything is written
     write_json(meta_path, meta)
     prompts = [chat_message(t.prompt) if cfg.chat else t.prompt for t in tasks]
 
     def skip(rows):
         return all((tasks[i].task_id, j) in done for i, j in rows)
 
+    n_failed = 0
     with JsonlAppender(samples_path) as out:
         for batch in iter_generate(model, tok, prompts, gen_cfg, cfg.n_samples, cfg.batch_size, chat=cfg.chat,
                                    response_prefix=_response_prefix(cfg) or "",
                                    skip=skip, progress=cfg.progress):
-            recs = []
+            # a prompt that cannot be decoded is a failed sample (scored as a failure, with its reason),
+            # written like any other so a resume does not try it again
+            recs = [{"task_id": tasks[i].task_id, "solution": "", "sample_idx": j, "completion": "", "raw": "",
+                     "gen_s": 0.0, "nfe": 0, GEN_ERROR: why} for (i, j), why in sorted(batch.failed.items())]
+            if recs and n_failed == 0:
+                _say(f"{recs[0]['task_id']}: {recs[0][GEN_ERROR]}; recorded as a failed sample, going on")
+            n_failed += len(recs)
             for (i, j), text in zip(batch.rows, batch.texts):
                 t = tasks[i]
                 if cfg.chat:
@@ -306,6 +321,9 @@ def _generate(cfg: EvalConfig, tasks, out_dir: Path) -> dict:
                 recs.append({"task_id": t.task_id, "solution": solution, "sample_idx": j, "completion": completion,
                              "raw": text, "gen_s": round(batch.seconds / len(batch.rows), 4), "nfe": batch.nfe})
             out.write(recs)
+    if n_failed:
+        _say(f"{n_failed} sample(s) could not be generated; they count as failures (reason in {samples_path}, "
+             f"key {GEN_ERROR!r})")
     return meta
 
 

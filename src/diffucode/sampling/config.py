@@ -9,6 +9,7 @@ the CLI flag next to the field.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -101,10 +102,19 @@ class GenerationConfig:
                                f"so steps must be <= max_new_tokens")
         if self.block_len is not None and (not isinstance(self.block_len, int) or self.block_len < 1):
             bad("--block-len", f"must be a positive integer, got {self.block_len!r}")
-        if self.temperature < 0:
-            bad("--temperature", f"must be >= 0, got {self.temperature}")
         if self.alg_temp is None:
             self.alg_temp = 0.0
+        # finite numbers only: nan compares False with everything (temperature=nan would decode
+        # greedily without a word) and inf turns the softmax into nan inside torch
+        for flag, name in (("--temperature", "temperature"), ("--alg-temp", "alg_temp"), ("--top-p", "top_p"),
+                           ("--threshold", "threshold"), ("--eps", "eps")):
+            v = getattr(self, name)
+            if v is None and name in ("top_p", "threshold"):
+                continue
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+                bad(flag, f"must be a finite number, got {v!r}")
+        if self.temperature < 0:
+            bad("--temperature", f"must be >= 0, got {self.temperature}")
         if self.alg_temp < 0:
             bad("--alg-temp", f"must be >= 0, got {self.alg_temp}")
         if self.top_p is not None and not 0 < self.top_p <= 1:

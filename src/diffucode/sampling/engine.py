@@ -373,6 +373,8 @@ def _choose(cfg, cand, tokens, p_chosen, score, sizes, gens, counts_now, t, s, l
 def _as_ids(x, name: str, device) -> torch.Tensor:
     if not isinstance(x, torch.Tensor):
         x = torch.as_tensor(x)
+        if x.numel() == 0:  # [] / [[]] read as float
+            x = x.long()
     if x.dim() == 1:
         x = x[None]
     if x.dim() != 2:
@@ -385,6 +387,8 @@ def _as_ids(x, name: str, device) -> torch.Tensor:
 def _check_inputs(model, input_ids, attention_mask, suffix_ids, device):
     input_ids = _as_ids(input_ids, "input_ids", device)
     B, P = input_ids.shape
+    if B == 0:
+        raise ValueError("input_ids has no rows: the batch is empty, give at least one prompt")
     if P == 0:
         raise ValueError("input_ids is empty: the prompt needs at least one token")
     if attention_mask is None:

@@ -1,25 +1,35 @@
 """One loader for every checkpoint family: ``load_model(path) -> (DiffusionLM, tokenizer)``.
 
-Formats (detected from ``config.json``):
+Formats (detected from ``config.json``; the loader prints one line saying which and why):
 
-| format       | detected by                                       | backbone            | attention      | shift |
-|--------------|---------------------------------------------------|---------------------|----------------|-------|
-| diffucode    | ``diffusion_attention`` in config (our own saves) | the config's class  | from config    | from config |
-| dream        | ``model_type: "Dream"`` (DiffuCoder, Dream)       | Qwen2ForCausalLM    | bidirectional  | yes   |
-| llada        | ``model_type: "llada"`` (OLMo-style names)        | LlamaForCausalLM    | bidirectional  | no    |
-| block        | ``block_length`` / ``block_size`` + ``mask_token_id`` (Stable-DiffCoder, SDAR-style Llama) | LlamaForCausalLM | block_causal | no |
-| causal_lm    | anything transformers' AutoModelForCausalLM loads | that class          | bidirectional (adaptation default) | yes |
+| format           | detected by                                            | backbone           | attention     | shift | block |
+|------------------|--------------------------------------------------------|--------------------|---------------|-------|-------|
+| diffucode        | ``diffusion_attention`` in config (our own saves)      | the config's class | from config   | from config | from config |
+| dream            | ``model_type: "Dream"`` (DiffuCoder, Dream)            | Qwen2ForCausalLM   | bidirectional | yes   | -     |
+| llada            | ``model_type: "llada"`` (OLMo-style names)             | LlamaForCausalLM   | bidirectional | no    | -     |
+| sdar             | ``model_type: "sdar"`` (Qwen3: q_norm/k_norm, head_dim) | Qwen3ForCausalLM   | block_causal  | no    | ``block_size`` |
+| stable_diffcoder | ``architectures`` / ``auto_map`` naming StableDiffcoder (a plain ``llama`` config with no diffusion fields) | LlamaForCausalLM | block_causal | no | 4 (the release's code) |
+| block            | ``block_length`` / ``block_size`` + ``mask_token_id``  | Llama / Qwen2      | block_causal  | no    | from config |
+| causal_lm        | anything transformers' AutoModelForCausalLM loads      | that class         | bidirectional (adaptation default) | yes | - |
 
-Dream and LLaDA are loaded *without* ``trust_remote_code``: their configs are translated to
-transformers' Qwen2 / Llama configs and LLaDA's weight names are renamed on load
-(``key_mapping``), so the stock, maintained modules run them.
+Nothing here runs code shipped with a checkpoint: every transformers call passes
+``trust_remote_code=False``; Dream / LLaDA / SDAR / Stable-DiffCoder configs are translated to
+transformers' Qwen2 / Llama / Qwen3 configs (LLaDA's weight names are renamed on load with
+``key_mapping``), so the stock, maintained modules run them. For a layout the loader does not
+recognise (or gets wrong) pass ``attention``, ``shift``, ``block_len`` and ``mask_token``
+(CLI: ``--attention``, ``--logits-shift/--no-logits-shift``, ``--model-block-len``,
+``--mask-token``).
 
     python -c "from diffucode.models import load_model; print(load_model('path/to/ckpt')[0])"
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import re
+import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -72,24 +82,57 @@ def _read_config(path: Path) -> dict:
         raise CheckpointError(f"{cfg_file}: not valid JSON: {e}") from e
 
 
+STABLE_DIFFCODER_BLOCK_LEN = 4  # fixed in the release's code, absent from its config
+STABLE_DIFFCODER_MASK_TOKEN = "<[MASK_TOKEN]>"  # id 5 in the release tokenizer
+
+
+def _norm(name: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", str(name).lower())
+
+
+def _names_stable_diffcoder(cfg: dict) -> str | None:
+    """The config field that names Stable-DiffCoder's custom class, if any (architectures, then auto_map)."""
+    for arch in cfg.get("architectures") or []:
+        if "stablediffcoder" in _norm(arch):
+            return f"architectures {arch!r}"
+    auto_map = cfg.get("auto_map") or {}
+    for key, target in auto_map.items():
+        targets = target if isinstance(target, (list, tuple)) else [target]
+        if any(t and "stablediffcoder" in _norm(t) for t in targets):
+            return f"auto_map {key} -> {target!r}"
+    return None
+
+
 def detect_format(cfg: dict) -> str:
     """Name the checkpoint family of a parsed config.json (see the module table)."""
+    return _detect(cfg)[0]
+
+
+def _detect(cfg: dict) -> tuple[str, str]:
+    """``(format, why)``: the family and the config fields that decided it."""
     model_type = str(cfg.get("model_type", "")).lower()
     if "diffusion_attention" in cfg:
-        return "diffucode"
+        return "diffucode", "config has diffusion_attention (saved by diffucode)"
     if model_type == "dream":
-        return "dream"
+        return "dream", "model_type 'Dream'"
     if model_type == "llada":
-        return "llada"
-    if any(k in cfg for k in _BLOCK_LEN_KEYS) and "mask_token_id" in cfg and model_type in ("llama", "sdar", "stable_diffcoder", "qwen2"):
-        return "block"
+        return "llada", "model_type 'llada'"
+    if model_type == "sdar":
+        return "sdar", "model_type 'sdar'"
+    named = _names_stable_diffcoder(cfg)
+    if named and model_type in ("llama", "stable_diffcoder", "stablediffcoder", ""):
+        return "stable_diffcoder", named
+    if any(k in cfg for k in _BLOCK_LEN_KEYS) and "mask_token_id" in cfg and model_type in ("llama", "stable_diffcoder", "qwen2"):
+        key = next(k for k in _BLOCK_LEN_KEYS if k in cfg)
+        return "block", f"config has {key} and mask_token_id"
     from transformers import CONFIG_MAPPING
 
     if model_type in CONFIG_MAPPING:
-        return "causal_lm"
+        return "causal_lm", f"model_type {cfg.get('model_type')!r} with no diffusion fields: a causal LM to adapt"
     raise CheckpointError(
         f"unknown model_type {cfg.get('model_type')!r}: supported are Dream/DiffuCoder ('Dream'), LLaDA ('llada'), "
-        "block-diffusion Llama checkpoints (with block_length and mask_token_id), and any causal LM transformers knows"
+        "SDAR ('sdar'), Stable-DiffCoder (architectures StableDiffcoderForCausalLM), block-diffusion Llama "
+        "checkpoints (with block_length and mask_token_id), and any causal LM transformers knows"
     )
 
 
@@ -123,16 +166,33 @@ def _llada_config(cfg: dict):
     )
 
 
+# Config keys that are run-time choices of the releases' own code, not architecture: never let
+# them pick an attention kernel (SDAR's "flex_attention") or change the loaded module.
+_DROP_KEYS = ("architectures", "auto_map", "model_type", "attn_implementation", "_attn_implementation",
+              "torch_dtype", "dtype", "transformers_version")
+
+
 def _block_config(cfg: dict):
     from transformers import AutoConfig, LlamaConfig
 
     model_type = str(cfg.get("model_type", "")).lower()
+    known = {k: v for k, v in cfg.items() if k not in _DROP_KEYS}
     if model_type in ("llama", "qwen2"):
-        cls = AutoConfig.for_model(model_type).__class__
-        known = {k: v for k, v in cfg.items() if k not in ("architectures", "auto_map", "model_type")}
-        return cls(**known)
-    kwargs = {k: v for k, v in cfg.items() if k not in ("architectures", "auto_map", "model_type")}
-    return LlamaConfig(**kwargs)
+        return AutoConfig.for_model(model_type).__class__(**known)
+    return LlamaConfig(**known)
+
+
+_QWEN3_KEYS = _QWEN2_KEYS + ("head_dim", "attention_bias", "use_sliding_window", "sliding_window", "max_window_layers")
+
+
+def _sdar_config(cfg: dict):
+    """SDAR is Qwen3 (per-head q_norm / k_norm, an explicit head_dim) with a block-causal mask."""
+    from transformers import Qwen3Config
+
+    kwargs = {k: cfg[k] for k in _QWEN3_KEYS if k in cfg and cfg[k] is not None}
+    if not kwargs.get("use_sliding_window"):
+        kwargs.pop("sliding_window", None)
+    return Qwen3Config(**kwargs)
 
 
 def _from_pretrained(cls, path: Path, config, dtype, key_mapping=None):
@@ -140,7 +200,7 @@ def _from_pretrained(cls, path: Path, config, dtype, key_mapping=None):
     try:
         model, info = cls.from_pretrained(
             str(path), config=config, dtype=dtype or torch.float32, key_mapping=key_mapping,
-            output_loading_info=True,
+            output_loading_info=True, trust_remote_code=False,
         )
     except (RuntimeError, ValueError, OSError) as e:
         raise CheckpointError(f"{path}: weights do not load into a {cls.__name__} built from its config: {e}") from e
@@ -168,83 +228,136 @@ def load_model(
     mask_token: str | None = None,
     dtype: torch.dtype | str | None = None,
     device: str | torch.device | None = None,
+    verbose: bool = True,
 ) -> tuple[DiffusionLM, Any]:
     """Load any supported checkpoint directory as a :class:`DiffusionLM` plus its tokenizer.
 
-    ``attention`` / ``shift`` / ``block_len`` override what the checkpoint implies (for
-    adapting a causal LM these are the choice of recipe). ``dtype`` may be a torch dtype or
-    "float32" / "bfloat16" / "float16"; default: float32 on CPU, the stored dtype elsewhere.
+    ``attention`` / ``shift`` / ``block_len`` / ``mask_token`` override what the checkpoint
+    implies (for adapting a causal LM these are the choice of recipe; for a release the loader
+    does not recognise they are the fix). ``dtype`` may be a torch dtype or "float32" /
+    "bfloat16" / "float16"; default float32. With ``verbose`` one line on stderr says what was
+    detected and why (also kept as ``model.detection``). Nothing is ever written to stdout, and
+    no code shipped with the checkpoint is run.
     """
-    from transformers import AutoModelForCausalLM, LlamaForCausalLM, Qwen2ForCausalLM
-
     path = Path(path)
     cfg = _read_config(path)
-    fmt = detect_format(cfg)
     if isinstance(dtype, str):
         dtype = getattr(torch, dtype)
     if attention is not None and attention not in ATTENTION_MODES:
         raise ValueError(f"attention must be one of {ATTENTION_MODES}, got {attention!r}")
-    tokenizer = load_tokenizer(path) if (path / "tokenizer.json").is_file() or (path / "tokenizer_config.json").is_file() else None
-    if tokenizer is None:
-        raise CheckpointError(f"{path}: no tokenizer files (tokenizer.json / tokenizer_config.json)")
+    if block_len is not None and (not isinstance(block_len, int) or block_len < 1):
+        raise ValueError(f"block_len must be a positive integer, got {block_len!r}")
+    # transformers must never prompt or print on stdout: it carries only the result (--json).
+    with contextlib.redirect_stdout(sys.stderr):
+        model, tokenizer, line = _load(path, cfg, attention, shift, block_len, mask_token, dtype)
+    model.detection = line
+    if verbose:
+        print(line, file=sys.stderr)
+    if device is not None:
+        model.to(device)
+    model.eval()
+    return model, tokenizer
+
+
+@dataclass
+class _Implied:
+    """What a checkpoint format implies, before the caller's overrides."""
+
+    attention: str
+    shift: bool
+    block_len: int | None
+    mask_id: int | None
+    backbone: str = ""
+    notes: list[str] = field(default_factory=list)
+
+
+def _load(path: Path, cfg: dict, attention, shift, block_len, mask_token, dtype):
+    from transformers import AutoConfig, AutoModelForCausalLM, LlamaForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM
+
+    fmt, why = _detect(cfg)
+    if not ((path / "tokenizer.json").is_file() or (path / "tokenizer_config.json").is_file()
+            or (path / "vocab.json").is_file()):
+        raise CheckpointError(f"{path}: no tokenizer files (tokenizer.json / tokenizer_config.json / vocab.json)")
+    try:
+        tokenizer = load_tokenizer(path)
+    except (ValueError, OSError) as e:
+        raise CheckpointError(f"{path}: could not load the tokenizer: {e}") from e
 
     if fmt == "diffucode":
-        from transformers import AutoConfig
-
-        hf_cfg = AutoConfig.from_pretrained(str(path))
+        hf_cfg = AutoConfig.from_pretrained(str(path), trust_remote_code=False)
         backbone = _from_pretrained(AutoModelForCausalLM, path, hf_cfg, dtype)
-        default_attention, default_shift = cfg["diffusion_attention"], bool(cfg.get("diffusion_shift", False))
-        default_block = cfg.get("diffusion_block_len")
-        mask_id = cfg.get("mask_token_id")
+        imp = _Implied(cfg["diffusion_attention"], bool(cfg.get("diffusion_shift", False)),
+                       cfg.get("diffusion_block_len"), cfg.get("mask_token_id"))
     elif fmt == "dream":
         backbone = _from_pretrained(Qwen2ForCausalLM, path, _dream_config(cfg), dtype)
-        default_attention, default_shift, default_block = "bidirectional", True, None
-        mask_id = cfg.get("mask_token_id")
+        imp = _Implied("bidirectional", True, None, cfg.get("mask_token_id"))
     elif fmt == "llada":
         backbone = _from_pretrained(LlamaForCausalLM, path, _llada_config(cfg), dtype, LLADA_KEY_MAPPING)
-        default_attention, default_shift, default_block = "bidirectional", False, None
-        mask_id = cfg.get("mask_token_id", LLADA_MASK_ID)
+        imp = _Implied("bidirectional", False, None, cfg.get("mask_token_id", LLADA_MASK_ID))
+    elif fmt == "sdar":
+        backbone = _from_pretrained(Qwen3ForCausalLM, path, _sdar_config(cfg), dtype)
+        blk = next((int(cfg[k]) for k in _BLOCK_LEN_KEYS if k in cfg), None)
+        imp = _Implied("block_causal", False, blk, cfg.get("mask_token_id"))
+        if blk is None:
+            imp.notes.append("no block_size in config")
+    elif fmt == "stable_diffcoder":
+        backbone = _from_pretrained(LlamaForCausalLM, path, _block_config({**cfg, "model_type": "llama"}), dtype)
+        blk = next((int(cfg[k]) for k in _BLOCK_LEN_KEYS if k in cfg), STABLE_DIFFCODER_BLOCK_LEN)
+        mask_id = cfg.get("mask_token_id")
+        if mask_id is None:
+            vocab = tokenizer.get_vocab()
+            if STABLE_DIFFCODER_MASK_TOKEN in vocab:
+                mask_id = vocab[STABLE_DIFFCODER_MASK_TOKEN]
+        imp = _Implied("block_causal", False, blk, mask_id)
     elif fmt == "block":
         hf_cfg = _block_config(cfg)
         cls = Qwen2ForCausalLM if hf_cfg.model_type == "qwen2" else LlamaForCausalLM
         backbone = _from_pretrained(cls, path, hf_cfg, dtype)
-        default_attention, default_shift = "block_causal", False
-        default_block = next(int(cfg[k]) for k in _BLOCK_LEN_KEYS if k in cfg)
-        mask_id = cfg["mask_token_id"]
+        imp = _Implied("block_causal", False, next(int(cfg[k]) for k in _BLOCK_LEN_KEYS if k in cfg), cfg["mask_token_id"])
     else:  # causal_lm being adapted
-        from transformers import AutoConfig
-
-        hf_cfg = AutoConfig.from_pretrained(str(path))
+        hf_cfg = AutoConfig.from_pretrained(str(path), trust_remote_code=False)
         backbone = _from_pretrained(AutoModelForCausalLM, path, hf_cfg, dtype)
-        default_attention, default_shift, default_block = "bidirectional", True, None
-        mask_id = None
+        imp = _Implied("bidirectional", True, None, None)
 
+    mask_id = imp.mask_id
     if mask_id is None or mask_token is not None:
         added = ensure_mask_token(tokenizer, mask_token)
         mask_id = tokenizer.mask_token_id
         if mask_id >= backbone.get_input_embeddings().num_embeddings or added:
             backbone.resize_token_embeddings(len(tokenizer))
-    elif tokenizer.mask_token is None:
+        if added:
+            imp.notes.append(f"added mask token {tokenizer.mask_token!r} = {mask_id} (new embedding row)")
+    elif tokenizer.mask_token_id != int(mask_id):
+        # the config's id wins (SDAR's tokenizer_config names a mask string that is not its id 151669)
         token = tokenizer.convert_ids_to_tokens(int(mask_id))
         if token is not None:
             tokenizer.mask_token = token
 
-    attention = attention or default_attention
-    block_len = block_len if block_len is not None else default_block
+    overridden = [name for name, v in (("attention", attention), ("shift", shift), ("block_len", block_len),
+                                       ("mask_token", mask_token)) if v is not None]
+    attention = attention or imp.attention
+    block_len = block_len if block_len is not None else imp.block_len
+    shift = imp.shift if shift is None else bool(shift)
+    if attention == "block_causal" and not block_len:
+        raise CheckpointError(f"{path}: block-causal attention needs a block length and the checkpoint gives none: "
+                              f"pass block_len (CLI: --model-block-len N)")
     model = DiffusionLM(
         backbone,
         mask_token_id=int(mask_id),
         attention=attention,
-        shift=default_shift if shift is None else shift,
+        shift=shift,
         block_len=block_len,
         eos_token_id=tokenizer.eos_token_id if tokenizer.eos_token_id is not None else cfg.get("eos_token_id"),
         pad_token_id=tokenizer.pad_token_id,
     )
     model.checkpoint_format = fmt
-    if device is not None:
-        model.to(device)
-    model.eval()
-    return model, tokenizer
+    mask_str = tokenizer.convert_ids_to_tokens(int(mask_id))
+    line = (f"diffucode: {path.name or path}: {fmt} ({why}): {type(backbone).__name__}, {attention} attention"
+            + (f", block {model.block_len}" if attention == "block_causal" else "")
+            + f", {'shifted' if shift else 'unshifted'} logits, mask {mask_str!r} = {mask_id}"
+            + (f"; overridden: {', '.join(overridden)}" if overridden else "")
+            + (f"; {'; '.join(imp.notes)}" if imp.notes else ""))
+    return model, tokenizer, line
 
 
 def build_tiny_model(

@@ -75,20 +75,74 @@ def ensure_mask_token(tokenizer, mask_token: str | None = None) -> bool:
     return not existed
 
 
+# Tokenizer classes of released checkpoints that are Qwen2's byte-level BPE under another name
+# (Dream / DiffuCoder ship ``DreamTokenizer`` via ``auto_map``; SDAR ships a copy of Qwen2's).
+_QWEN2_BPE_CLASSES = ("DreamTokenizer", "Qwen2Tokenizer", "Qwen2TokenizerFast")
+
+
+def _tokenizer_config(path: Path) -> dict:
+    f = path / "tokenizer_config.json"
+    if not f.is_file():
+        return {}
+    try:
+        return json.loads(f.read_text())
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{f}: not valid JSON: {e}") from e
+
+
+def _transformers_knows(class_name: str | None) -> bool:
+    """Whether ``class_name`` is a tokenizer class of the installed transformers (no remote code)."""
+    if not class_name:
+        return True  # AutoTokenizer then goes by the model config / tokenizer.json
+    import transformers
+
+    return hasattr(transformers, class_name) or hasattr(transformers, class_name.removesuffix("Fast"))
+
+
+def check_added_token_ids(tok, path: Path, tcfg: dict) -> None:
+    """Every token of ``added_tokens_decoder`` must sit at the id the release gives it: a
+    shifted mask or pad id would silently change every decode."""
+    wrong = []
+    for sid, entry in (tcfg.get("added_tokens_decoder") or {}).items():
+        content = entry.get("content") if isinstance(entry, dict) else None
+        if content is None:
+            continue
+        got = tok.convert_tokens_to_ids(content)
+        if got != int(sid):
+            wrong.append(f"{content!r} is {got}, expected {sid}")
+    if wrong:
+        raise ValueError(f"{path}: tokenizer ids differ from tokenizer_config.json added_tokens_decoder: "
+                         + "; ".join(wrong[:5]))
+
+
 def load_tokenizer(path: str | Path):
-    """AutoTokenizer, falling back to the raw ``tokenizer.json`` for checkpoints whose tokenizer
-    class needs ``trust_remote_code`` (Dream, LLaDA): special tokens come from the JSON configs."""
-    from transformers import AutoTokenizer, PreTrainedTokenizerFast
+    """The checkpoint's tokenizer, never running code shipped with the checkpoint.
+
+    - a tokenizer class the installed transformers knows (or none named): ``AutoTokenizer``
+      with ``trust_remote_code=False``;
+    - Dream / DiffuCoder (``DreamTokenizer`` through ``auto_map``, only ``vocab.json`` +
+      ``merges.txt``): transformers' ``Qwen2Tokenizer`` built from those files, with the added
+      tokens (mask, end of text, DiffuCoder's ``<|dlm_pad|>``, chat markers) at the ids of
+      ``added_tokens_decoder``;
+    - any other custom class with a ``tokenizer.json``: a ``PreTrainedTokenizerFast`` over it,
+      special tokens from the JSON configs.
+
+    The ids of ``added_tokens_decoder`` are checked after loading.
+    """
+    from transformers import AutoTokenizer, PreTrainedTokenizerFast, Qwen2Tokenizer
 
     path = Path(path)
-    try:
-        tok = AutoTokenizer.from_pretrained(str(path))
-    except Exception as first_error:  # custom tokenizer classes; rebuild from tokenizer.json
-        tj = path / "tokenizer.json"
-        if not tj.is_file():
-            raise FileNotFoundError(
-                f"{path}: could not load a tokenizer ({first_error}); no tokenizer.json to fall back on"
-            ) from first_error
+    tcfg = _tokenizer_config(path)
+    cls_name = tcfg.get("tokenizer_class")
+    has_bpe_files = (path / "vocab.json").is_file() and (path / "merges.txt").is_file()
+    tj = path / "tokenizer.json"
+    if _transformers_knows(cls_name):
+        tok = AutoTokenizer.from_pretrained(str(path), trust_remote_code=False)
+    elif cls_name in _QWEN2_BPE_CLASSES and has_bpe_files:
+        # Calling the concrete class ignores tokenizer_class/auto_map; it reads vocab.json,
+        # merges.txt and tokenizer_config.json (added tokens with their ids, specials, chat template).
+        tok = Qwen2Tokenizer.from_pretrained(str(path))
+    elif tj.is_file():
         specials: dict = {}
         for name in ("special_tokens_map.json", "tokenizer_config.json"):
             f = path / name
@@ -106,6 +160,14 @@ def load_tokenizer(path: str | Path):
         tok = PreTrainedTokenizerFast(tokenizer_file=str(tj), **specials)
         if chat_template:
             tok.chat_template = chat_template
+    else:
+        raise FileNotFoundError(
+            f"{path}: tokenizer class {cls_name!r} needs the checkpoint's own code, which diffucode never runs, and "
+            "there is neither a tokenizer.json nor a Qwen2-style vocab.json + merges.txt to build it from"
+        )
+    if not getattr(tok, "chat_template", None) and (path / "chat_template.jinja").is_file():
+        tok.chat_template = (path / "chat_template.jinja").read_text()
+    check_added_token_ids(tok, path, tcfg)
     if tok.pad_token is None and tok.eos_token is not None:
         tok.pad_token = tok.eos_token
     tok.padding_side = "left"

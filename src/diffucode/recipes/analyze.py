@@ -56,6 +56,9 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--dtype", default=None, choices=["float32", "bfloat16", "float16"], help="model dtype")
     g.add_argument("--chat", action="store_true", help="wrap prompts in the tokenizer's chat template (instruct models)")
     g.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    from diffucode.recipes.model_flags import add_model_override_flags
+
+    add_model_override_flags(g)
 
 
 def _add_prompt_args(p: argparse.ArgumentParser) -> None:
@@ -161,7 +164,9 @@ def _load_model(args: argparse.Namespace):
         raise SystemExit("diffucode analyze: no --model given and this install has no bundled model (try --tiny)")
     if not Path(path).is_dir():
         raise SystemExit(f"diffucode analyze: --model {path}: no such directory")
-    model, tok = load_model(path, dtype=args.dtype, device=device)
+    from diffucode.recipes.model_flags import model_overrides
+
+    model, tok = load_model(path, dtype=args.dtype, device=device, **model_overrides(args))
     return model, tok, str(path)
 
 

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Literal
 
 from diffucode.config import ConfigError, config_to_dict, load_config, save_config
+from diffucode.recipes.model_flags import add_model_override_flags, model_overrides
 
 BENCHMARK_NAMES = ("humaneval", "mbpp", "humaneval_plus", "mbpp_plus", "synthetic")
 ALGS = ("origin", "maskgit_plus", "topk_margin", "entropy", "low_confidence", "random")
@@ -74,6 +75,12 @@ class EvalConfig:
     tiny: bool = field(default=False, metadata={"help": "use an UNTRAINED tiny model (smoke tests only)"})
     device: str | None = field(default=None, metadata={"help": "cpu / cuda (default: cuda if available)"})
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = field(default="auto", metadata={"help": "weights dtype"})
+    attention: Literal["bidirectional", "block_causal", "causal"] | None = field(
+        default=None, metadata={"help": "override the attention the checkpoint implies (default: detected)"})
+    logits_shift: bool | None = field(default=None, metadata={"help": "override the logits shift (default: detected)"})
+    model_block_len: int | None = field(
+        default=None, metadata={"help": "override the block length of a block-causal model (default: from config)"})
+    mask_token: str | None = field(default=None, metadata={"help": "override the mask token string (default: detected)"})
     data_file: str | None = field(default=None, metadata={"help": "local benchmark file (JSON/JSONL, .gz ok)"})
     split: str | None = field(default=None, metadata={"help": "MBPP: test|validation|train|prompt|all; synthetic: test|train"})
     limit: int | None = field(default=None, metadata={"help": "only the first N tasks"})
@@ -157,6 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--device", default=S, help="cpu / cuda (default: cuda if available)")
     m.add_argument("--dtype", choices=["auto", "float32", "bfloat16", "float16"], default=S, help="weights dtype")
     m.add_argument("--chat", action="store_true", default=S, help="instruct model: chat template + code-block answer")
+    add_model_override_flags(m, suppress=True)
     m.add_argument("--response-prefix", default=S, help="chat: text opening the assistant turn (default: EvalPlus's, "
                    "which opens a ```python fence; '' when the model writes the fence itself)")
     r = p.add_argument_group("run")
@@ -238,7 +246,7 @@ def _load_model(cfg: EvalConfig):
     if not Path(path).exists():
         raise ConfigError(f"--model {path}: no such directory")
     dtype = None if cfg.dtype == "auto" else cfg.dtype
-    model, tok = load_model(path, dtype=dtype, device=device)
+    model, tok = load_model(path, dtype=dtype, device=device, **model_overrides(cfg))
     return model.eval(), tok, str(path)
 
 

@@ -20,6 +20,7 @@ import sys
 import time
 from pathlib import Path
 
+from diffucode.recipes.model_flags import add_model_override_flags, model_overrides
 from diffucode.sampling.remasking import ALGORITHMS
 
 UNTRAINED_WARNING = "warning: UNTRAINED tiny model: output is random (pass --model PATH for a trained one)"
@@ -49,6 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     mdl.add_argument("--tiny", action="store_true", help="use an UNTRAINED tiny model (random output; for smoke tests)")
     mdl.add_argument("--device", default=None, help="cpu / cuda / cuda:1 (default: cuda if available)")
     mdl.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"], help="weights dtype")
+    add_model_override_flags(mdl)
 
     dec = p.add_argument_group("decoding (GenerationConfig fields)")
     dec.add_argument("--max-new-tokens", type=int, default=None,
@@ -139,7 +141,7 @@ def _load(args):
         model, tok = build_tiny_model()
         return model.to(device), tok, "tiny-untrained"
     dtype = None if args.dtype == "auto" else args.dtype
-    model, tok = load_model(path, dtype=dtype, device=device)
+    model, tok = load_model(path, dtype=dtype, device=device, **model_overrides(args))
     return model, tok, str(path)
 
 

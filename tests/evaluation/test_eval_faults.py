@@ -155,3 +155,81 @@ def test_binary_config_file_is_one_line_error(tmp_path, capsys):
     assert _run("--config", str(cfg)) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [f"diffucode eval: error: {cfg}: not a text (UTF-8) YAML file: undecodable byte at offset 8"]
+
+
+# -- verifying earlier records on resume ------------------------------------------------------
+def _exec_records(out: Path) -> list[dict]:
+    return [json.loads(x) for x in (out / "executions.jsonl").read_text().splitlines()]
+
+
+def _write_records(out: Path, recs) -> None:
+    (out / "executions.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
+
+
+def _results(out: Path) -> dict:
+    return json.loads((out / "results.json").read_text())
+
+
+def test_altered_unsigned_and_foreign_records_are_rerun_and_counted(tmp_path, capsys):
+    samples, out = _samples(tmp_path / "s.jsonl"), tmp_path / "out"
+    wrong = dict(json.loads(samples.read_text().splitlines()[3]))
+    wrong["solution"] = PROBLEMS["HumanEval/3"]["prompt"] + "    return None\n"
+    samples.write_text("".join(samples.read_text().splitlines(True)[:3]) + json.dumps(wrong) + "\n")
+    args = ("--execution-only", "--samples", str(samples), "--output", str(out))
+    assert _run(*args) == 0
+    recs = _exec_records(out)
+    assert all(r["isolation"] and len(r["sig"]) == 64 for r in recs)
+    assert _results(out)["pass@k"] == {"pass@1": 0.75}
+    assert (out / ".records.key").stat().st_mode & 0o077 == 0  # readable by the owner only
+    # a hand edit turns the failing sample into a pass, another record loses its signature
+    bad = next(r for r in recs if r["task_id"] == "HumanEval/3")
+    bad.update(status="passed", passed=True, reason="")
+    del next(r for r in recs if r["task_id"] == "HumanEval/0")["sig"]
+    _write_records(out, recs)
+    capsys.readouterr()
+    assert _run(*args) == 0
+    assert ("2 earlier records failed verification (unsigned, altered or from another output directory) and run "
+            "again") in capsys.readouterr().err
+    res = _results(out)
+    assert res["pass@k"] == {"pass@1": 0.75}  # the forged pass did not count
+    assert res["resume"] == {"reused": 2, "rerun_unverified": 2, "rerun_unsandboxed": 0}
+    assert res["timings"]["programs_run"] == 2
+    # records copied from another output directory carry another key: all run again
+    other = tmp_path / "other"
+    assert _run("--execution-only", "--samples", str(samples), "--output", str(other)) == 0
+    (other / "executions.jsonl").write_text((out / "executions.jsonl").read_text())
+    assert _run("--execution-only", "--samples", str(samples), "--output", str(other)) == 0
+    assert _results(other)["resume"]["rerun_unverified"] == 4
+    # the key itself gone: nothing can be verified, so nothing is trusted
+    (out / ".records.key").unlink()
+    assert _run(*args) == 0
+    assert _results(out)["resume"] == {"reused": 0, "rerun_unverified": 4, "rerun_unsandboxed": 0}
+
+
+def test_isolation_is_reported_per_record_and_unsandboxed_records_rerun_in_the_sandbox(tmp_path, capsys):
+    from diffucode.execution import SandboxConfig, sandbox_info
+
+    try:
+        if sandbox_info(SandboxConfig()).get("isolation") != "bwrap":
+            pytest.skip("bubblewrap is not usable here")
+    except Exception:  # noqa: BLE001 - probing failed: no sandbox
+        pytest.skip("bubblewrap is not usable here")
+    out = tmp_path / "out"
+    first = _samples(tmp_path / "a.jsonl", IDS[:2])
+    every = _samples(tmp_path / "b.jsonl", IDS)
+    assert _run("--execution-only", "--samples", str(first), "--output", str(out)) == 0
+    # a later run without bubblewrap adds two records
+    assert _run("--execution-only", "--samples", str(every), "--output", str(out), "--no-sandbox",
+                "--allow-unsandboxed") == 0
+    res = _results(out)
+    assert res["sandbox"]["isolation"] == "limits-only"
+    assert res["sandbox"]["records_by_isolation"] == {"bwrap": 2, "limits-only": 2}
+    assert res["tasks"]["HumanEval/0"]["isolation"] == ["bwrap"]
+    assert res["tasks"]["HumanEval/3"]["isolation"] == ["limits-only"]
+    assert "records: bwrap=2, limits-only=2" in capsys.readouterr().out
+    # back in the sandbox: the two unsandboxed records run again, the others are reused
+    assert _run("--execution-only", "--samples", str(every), "--output", str(out)) == 0
+    res = _results(out)
+    assert res["resume"] == {"reused": 2, "rerun_unverified": 0, "rerun_unsandboxed": 2}
+    assert res["sandbox"]["records_by_isolation"] == {"bwrap": 4}
+    assert "2 earlier records ran without bubblewrap and run again in it" in capsys.readouterr().err

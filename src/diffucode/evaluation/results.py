@@ -9,16 +9,34 @@
   that could not be generated (its prompt does not fit the model's context) has an empty
   ``solution`` and ``gen_error``: the reason; it is scored as a failure (status ``gen_error``)
   without running anything.
-* ``executions.jsonl``: one line per executed sample (status, reason, verdicts). Both files
-  are appended as work finishes, so an interrupted run resumes where it stopped; a torn last
-  line is ignored and, for repeated keys, the last line wins.
-* ``results.json``: pass@k, per-task outcomes, the decoding config, model, timings, sandbox.
+* ``executions.jsonl``: one line per executed sample (status, reason, verdicts, the execution
+  ``mode`` and the ``isolation`` it ran under: ``bwrap`` or ``limits-only``), signed (``sig``,
+  see below). Both files are appended as work finishes, so an interrupted run resumes where it
+  stopped; a torn last line is ignored and, for repeated keys, the last line wins.
+* ``results.json``: pass@k, per-task outcomes (with each sample's isolation), the decoding
+  config, model, timings, sandbox (this run's, plus how many records ran under each isolation,
+  earlier runs' included), what a resume reused and what it re-ran.
+
+Verifying earlier records (:class:`RecordSigner`): each execution record carries an HMAC-SHA256
+over its content, keyed by a random key kept in ``OUTPUT/.records.key`` (mode 0600, created by
+the first run). A resume reuses a record only when its signature verifies and its
+``solution_sha`` matches the sample; anything else is run again and counted. What this defends
+against: records corrupted on disk or edited by hand, records copied in from another output
+directory or written by another tool (other key), and records from a program that got out of
+a limits-only run (``--allow-unsandboxed``: such a program runs as the same user and could
+read the key, so records that ran without bubblewrap are re-run when this run has it). It does
+not defend against someone who can read the key (the same user, outside the sandbox): then
+the signature is only a checksum. The bubblewrap sandbox does not expose the output directory
+at all, so sandboxed programs can neither read the key nor write the records.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import os
+import secrets
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -82,6 +100,46 @@ class JsonlAppender:
 
     def __exit__(self, *exc):
         self.close()
+
+
+KEY_FILE = ".records.key"
+SIG = "sig"
+
+
+class RecordSigner:
+    """Sign and verify execution records with a per-output-directory key (see the module docstring)."""
+
+    def __init__(self, out_dir: str | Path):
+        self.path = Path(out_dir) / KEY_FILE
+        self.created = False
+        self.key = self._load_or_create()
+
+    def _load_or_create(self) -> bytes:
+        try:
+            key = bytes.fromhex(self.path.read_text().strip())
+            if len(key) == 32:
+                return key
+        except (OSError, ValueError):
+            pass
+        # missing or unreadable: a fresh key, so every earlier record is unverifiable and re-run
+        from diffucode.fileio import atomic_write_text
+
+        key = secrets.token_bytes(32)
+        atomic_write_text(self.path, key.hex() + "\n", mode=0o600)
+        self.created = True
+        return key
+
+    def _mac(self, rec: dict) -> str:
+        body = json.dumps({k: v for k, v in rec.items() if k != SIG}, sort_keys=True, ensure_ascii=False,
+                          separators=(",", ":"))
+        return hmac.new(self.key, body.encode("utf-8", errors="surrogatepass"), hashlib.sha256).hexdigest()
+
+    def sign(self, rec: dict) -> dict:
+        return {**rec, SIG: self._mac(rec)}
+
+    def verify(self, rec: dict) -> bool:
+        sig = rec.get(SIG)
+        return isinstance(sig, str) and hmac.compare_digest(sig, self._mac(rec))
 
 
 def latest_by_key(records: Iterable[dict], key=("task_id", "sample_idx")) -> dict[tuple, dict]:
@@ -150,7 +208,8 @@ def summarize(tasks: Sequence[Task], outcomes: Sequence[dict], ks: Iterable[int]
     for t in scored:
         recs = sorted(by_task[t.task_id], key=lambda o: o.get("sample_idx", 0))
         entry = {"n": len(recs), "correct": sum(1 for o in recs if o.get("passed")),
-                 "statuses": [o["status"] for o in recs]}
+                 "statuses": [o["status"] for o in recs],
+                 "isolation": [o.get("isolation") or None for o in recs]}  # None: nothing ran (gen_error, ...)
         if plus:
             entry["base_correct"] = sum(1 for o in recs if o.get("base_passed"))
             entry["plus_correct"] = sum(1 for o in recs if o.get("plus_passed"))
@@ -225,7 +284,11 @@ def format_summary(results: dict) -> str:
         lines.append("time: " + "  ".join(parts))
     sb = results.get("sandbox") or {}
     if sb:
-        lines.append(f"sandbox: {sb.get('isolation')}" + ("  (WARNING: " + sb["warning"] + ")" if sb.get("warning") else ""))
+        line = f"sandbox: {sb.get('isolation')}" + ("  (WARNING: " + sb["warning"] + ")" if sb.get("warning") else "")
+        by_iso = sb.get("records_by_isolation") or {}
+        if len(by_iso) > 1 or (by_iso and sb.get("isolation") not in by_iso):  # earlier runs used another sandbox
+            line += "   records: " + ", ".join(f"{k}={v}" for k, v in sorted(by_iso.items()))
+        lines.append(line)
     if results.get("unscored_tasks"):
         lines.append(f"not scored (no samples): {len(results['unscored_tasks'])} tasks")
     return "\n".join(lines)

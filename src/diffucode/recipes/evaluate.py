@@ -339,23 +339,39 @@ def _jsonable(x):
     return json.loads(json.dumps(x, default=str))
 
 
-def _execute(cfg: EvalConfig, tasks, samples: list[dict], out_dir: Path) -> tuple[list[dict], float, int]:
-    """Execution half: score samples not yet in executions.jsonl; returns all outcomes."""
-    from diffucode.evaluation.results import JsonlAppender, latest_by_key, read_jsonl
+def _execute(cfg: EvalConfig, tasks, samples: list[dict], out_dir: Path,
+             isolation_now: str | None = None) -> tuple[list[dict], float, int, dict]:
+    """Execution half: score samples without a verified record in executions.jsonl; returns all
+    outcomes, the execution wall time, the number of programs run and what the resume did."""
+    from diffucode.evaluation.results import SIG, JsonlAppender, RecordSigner, latest_by_key, read_jsonl
     from diffucode.evaluation.scoring import ReferenceOutputs, TaskModes, score_samples, solution_sha
     from diffucode.execution import SandboxConfig
 
     exec_path = out_dir / "executions.jsonl"
     prior = latest_by_key(read_jsonl(exec_path))
+    signer = RecordSigner(out_dir)
     outcomes, todo = [], []
+    resume = {"reused": 0, "rerun_unverified": 0, "rerun_unsandboxed": 0}
     for s in samples:
         rec = prior.get((s["task_id"], s["sample_idx"]))
-        if rec is not None and rec.get("solution_sha") == solution_sha(s["solution"]):
-            outcomes.append(rec)
+        if rec is None or rec.get("solution_sha") != solution_sha(s["solution"]):
+            todo.append(s)  # never scored, or scored for another solution
+        elif not signer.verify(rec):
+            todo.append(s)  # unsigned (older diffucode), altered, or from another output directory
+            resume["rerun_unverified"] += 1
+        elif isolation_now == "bwrap" and rec.get("isolation") not in ("bwrap", "", None):
+            todo.append(s)  # ran without bubblewrap: its program could have forged records
+            resume["rerun_unsandboxed"] += 1
         else:
-            todo.append(s)
-    if outcomes:
-        _say(f"resuming: {len(outcomes)} samples already scored in {exec_path}, {len(todo)} to run")
+            outcomes.append({k: v for k, v in rec.items() if k != SIG})
+            resume["reused"] += 1
+    if prior:
+        note = "".join([
+            f"; {resume['rerun_unverified']} earlier records failed verification (unsigned, altered or from another "
+            "output directory) and run again" if resume["rerun_unverified"] else "",
+            f"; {resume['rerun_unsandboxed']} earlier records ran without bubblewrap and run again in it"
+            if resume["rerun_unsandboxed"] else ""])
+        _say(f"resuming: {len(outcomes)} samples already scored in {exec_path}, {len(todo)} to run{note}")
     sandbox = SandboxConfig(timeout=cfg.timeout, isolation=cfg.isolation, workers=cfg.workers,
                                   allow_unsandboxed=cfg.allow_unsandboxed)
     refs = ReferenceOutputs(out_dir / "reference_outputs.jsonl")
@@ -368,7 +384,7 @@ def _execute(cfg: EvalConfig, tasks, samples: list[dict], out_dir: Path) -> tupl
     t0 = time.perf_counter()
     with JsonlAppender(exec_path) as out:
         def on_outcome(rec):
-            out.write([rec])
+            out.write([signer.sign(rec)])
             if bar:
                 bar.update(1)
 
@@ -382,7 +398,7 @@ def _execute(cfg: EvalConfig, tasks, samples: list[dict], out_dir: Path) -> tupl
     if refs.broken:
         _say(f"WARNING: the reference solution failed for {len(refs.broken)} task(s): "
              + ", ".join(list(refs.broken)[:5]))
-    return outcomes + new, wall, len(todo)
+    return outcomes + new, wall, len(todo), resume
 
 
 def main(argv: list[str]) -> int:
@@ -470,8 +486,9 @@ def _run_locked(cfg: EvalConfig, tasks, by_id, samples_path: Path, out_dir: Path
             _say(f"note: {samples_path} covers {len(present)} of {len(tasks)} {cfg.benchmark} tasks; "
                  "pass@k is over those")
         tasks = [t for t in tasks if t.task_id in present]
+    sandbox_now = sandbox_info_safe(cfg, sandbox_info)  # probed once; also decides which earlier records stand
     try:
-        outcomes, wall, n_run = _execute(cfg, tasks, samples, out_dir)
+        outcomes, wall, n_run, resume = _execute(cfg, tasks, samples, out_dir, sandbox_now.get("isolation"))
     except SandboxUnavailableError as e:
         raise ConfigError(str(e)) from e
 
@@ -489,7 +506,9 @@ def _run_locked(cfg: EvalConfig, tasks, by_id, samples_path: Path, out_dir: Path
             "programs_run": n_run,
             "programs_per_s": round(n_run / wall, 2) if wall > 0 and n_run else 0.0,
         },
-        "sandbox": sandbox_info_safe(cfg, sandbox_info),
+        # this run's sandbox, and what every record (earlier runs' included) actually ran under
+        "sandbox": {**sandbox_now, "records_by_isolation": _isolation_counts(outcomes)},
+        "resume": resume,
         "execution_modes": mode_counts(tasks, outcomes),
         "config": config_to_dict(cfg),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -500,6 +519,14 @@ def _run_locked(cfg: EvalConfig, tasks, by_id, samples_path: Path, out_dir: Path
     print(f"execution: {em['split']} tasks split (tests in a separate judge process), {em['in-process']} in-process")
     print(f"results: {out_dir / 'results.json'}")
     return 0
+
+
+def _isolation_counts(outcomes: list[dict]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for o in outcomes:
+        key = o.get("isolation") or "none (not run)"
+        counts[key] = counts.get(key, 0) + 1
+    return counts
 
 
 def sandbox_info_safe(cfg: EvalConfig, info_fn) -> dict:

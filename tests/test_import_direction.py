@@ -9,21 +9,22 @@ PKG = Path(diffucode.__file__).parent
 
 # package -> packages it must not import
 FORBIDDEN = {
-    "config": {"models", "diffusion", "sampling", "rl", "execution", "evaluation", "analysis", "data", "training", "recipes", "cli", "benchmarks"},
-    "diffusion": {"models", "sampling", "rl", "evaluation", "training", "recipes", "cli", "data", "benchmarks"},
-    "rl": {"recipes", "cli", "training", "benchmarks"},
-    "models": {"sampling", "rl", "evaluation", "training", "recipes", "cli", "analysis", "benchmarks"},
-    "sampling": {"evaluation", "training", "recipes", "cli", "rl", "benchmarks"},
-    "execution": {"models", "diffusion", "sampling", "rl", "evaluation", "analysis", "data", "training", "recipes", "cli", "benchmarks"},
-    "evaluation": {"recipes", "cli", "training", "benchmarks"},
-    "analysis": {"recipes", "cli", "training", "benchmarks"},
-    "data": {"recipes", "cli", "training", "evaluation", "benchmarks"},
-    "training": {"recipes", "cli", "benchmarks"},
+    "config": {"models", "diffusion", "sampling", "rl", "execution", "evaluation", "analysis", "data", "training", "recipes", "cli", "benchmarks", "serving"},
+    "diffusion": {"models", "sampling", "rl", "evaluation", "training", "recipes", "cli", "data", "benchmarks", "serving"},
+    "rl": {"recipes", "cli", "training", "benchmarks", "serving"},
+    "models": {"sampling", "rl", "evaluation", "training", "recipes", "cli", "analysis", "benchmarks", "serving"},
+    "sampling": {"evaluation", "training", "recipes", "cli", "rl", "benchmarks", "serving"},
+    "execution": {"models", "diffusion", "sampling", "rl", "evaluation", "analysis", "data", "training", "recipes", "cli", "benchmarks", "serving"},
+    "evaluation": {"recipes", "cli", "training", "benchmarks", "serving"},
+    "analysis": {"recipes", "cli", "training", "benchmarks", "serving"},
+    "data": {"recipes", "cli", "training", "evaluation", "benchmarks", "serving"},
+    "training": {"recipes", "cli", "benchmarks", "serving"},
     "recipes": {"cli"},  # recipes/bench.py imports benchmarks (the only importer; tests/test_bench_cli.py checks that)
     "benchmarks": {"recipes", "cli"},
     # run-directory plumbing (atomic writes, locks): standard library only
     "fileio": {"config", "models", "diffusion", "sampling", "rl", "execution", "evaluation", "analysis", "data",
-               "training", "recipes", "cli", "benchmarks"},
+               "training", "recipes", "cli", "benchmarks", "serving"},
+    "serving": {"recipes", "cli", "training", "rl", "evaluation", "benchmarks"},
 }
 
 

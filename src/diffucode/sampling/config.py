@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from diffucode.config import ConfigError
-from diffucode.sampling.remasking import ALGORITHMS
+from diffucode.sampling.remasking import ALGORITHMS, DREAM_ALGS
 
 CACHE_MODES = ("none", "prefix", "dual")
 THRESHOLD_FLOORS = ("schedule", "one")
@@ -66,6 +66,15 @@ class GenerationConfig:
         default=True,
         metadata={"help": "block-causal models: decode with the exact KV cache (true) or recompute the whole canvas "
                           "every step (false: the slow reference, same tokens)"},
+    )
+    fastdllm_dream: bool = field(
+        default=False,
+        metadata={"help": "Fast-dLLM's Dream port rules (Dream algorithms on bidirectional models). With --cache "
+                          "prefix/dual: each block starts with a full-canvas pass that writes the block's first token "
+                          "unconditionally; later steps rank by probability (--threshold) or, for every other alg, "
+                          "by negative entropy on the schedule linspace(1, eps, steps_per_block + 1)[1:]. With "
+                          "--cache none and --threshold: at most masked/steps reveals per step plus the ones "
+                          "refused earlier (carry-over)"},
     )
     eps: float = field(default=1e-3, metadata={"help": "Dream timestep schedule: ts = linspace(1, eps, steps + 1)"})
     seed: int | None = field(default=None, metadata={"help": "seed for every random draw (None: drawn from torch's global RNG)"})
@@ -132,6 +141,8 @@ class GenerationConfig:
             bad("--eps", f"must be in (0, 1), got {self.eps}")
         if not isinstance(self.num_return_sequences, int) or self.num_return_sequences < 1:
             bad("--num-return-sequences", f"must be a positive integer, got {self.num_return_sequences!r}")
+        if self.fastdllm_dream and self.alg not in DREAM_ALGS:
+            bad("--fastdllm-dream", f"applies to Dream's algorithms ({', '.join(DREAM_ALGS)}), not {self.alg!r}")
         self.stop_token_ids = [int(t) for t in (self.stop_token_ids or [])]
 
     @property

@@ -54,7 +54,10 @@ Departures from the references (Dream ``_sample``, LLaDA ``generate``, Fast-dLLM
   ``order``. End tokens: ``eos``, ``pad`` (DiffuCoder's instruct model ends with pads) and
   ``stop_token_ids``.
 - Dream's algorithms with ``block_len`` (or on a block-causal model) use the Dream schedule inside
-  each block with ``steps / num_blocks`` steps (as Fast-dLLM's Dream port does). On block-causal
+  each block with ``steps / num_blocks`` steps, every reveal chosen by the algorithm's score. This
+  is NOT what Fast-dLLM's Dream port does (it writes each block's first token unconditionally from
+  a full-canvas pass, ranks by negative entropy whatever the algorithm, and caps its no-cache
+  threshold): ``fastdllm_dream=True`` switches to its rules (see ``GenerationConfig``). On block-causal
   models, ``steps`` gives ``ceil(steps * block / L)`` steps per block, because a partial first
   block makes the number of blocks row-dependent.
 - With ``threshold`` (Fast-dLLM), a step reveals every candidate whose chosen token has
@@ -170,6 +173,12 @@ class _Runner:
         self.model = model
         self.shift = bool(model.shift)
         self.nfe = 0
+        # Fast-dLLM's Dream port: the cached prefix is [0, bs), so a shift model's first block column
+        # reads its own output (never used: that column is written by the block's full-canvas pass)
+        self.fastdllm = False
+
+    def _first_column(self, bs: int) -> int:
+        return bs - int(self.shift and not self.fastdllm)
 
     def _forward(self, ids, pad, pos, cache=None, span: tuple[int, int] | None = None):
         """One NFE; ``span`` = raw output indices ``[lo, hi)`` whose logits are read (the LM head
@@ -205,7 +214,7 @@ class _PrefixRunner(_Runner):
 
     def begin_block(self, st, bs, be):
         self.cache = None
-        self.c0 = bs - int(self.shift)  # first column re-run by later steps
+        self.c0 = self._first_column(bs)  # first column re-run by later steps
 
     def logits(self, st, bs, be):
         if self.cache is None:  # block start: whole canvas, keep the prefix
@@ -234,7 +243,7 @@ class _DualRunner(_Runner):
 
     def begin_block(self, st, bs, be):
         self.cache = None
-        self.c0, self.be = bs - int(self.shift), be
+        self.c0, self.be = self._first_column(bs), be
 
     def logits(self, st, bs, be):
         c0 = self.c0
@@ -320,7 +329,7 @@ def _propose(cfg: GenerationConfig, flat: torch.Tensor, sizes: list[int], gens, 
         else:
             tokens = probs.max(dim=-1).indices
         p_chosen = probs.gather(-1, tokens[:, None]).squeeze(-1)
-        kind = R.dream_score_kind(cfg.alg)
+        kind = _fastdllm_score_kind(cfg) or R.dream_score_kind(cfg.alg)
         score = p_chosen if kind == "prob" else R.confidence(probs, tokens, kind)
     else:
         z = R.filter_logits(flat, cfg.top_p, cfg.top_k)
@@ -341,11 +350,26 @@ def _propose(cfg: GenerationConfig, flat: torch.Tensor, sizes: list[int], gens, 
     return tokens, p_chosen, score
 
 
-def _choose(cfg, cand, tokens, p_chosen, score, sizes, gens, counts_now, t, s, last):
-    """Which candidates to reveal: bool [B, nb]. ``counts_now`` [B] for the count schedules."""
+def _fastdllm_score_kind(cfg) -> str | None:
+    """Fast-dLLM's Dream port ranks by probability under a threshold, and with a cache by negative
+    entropy for every other algorithm; None: the algorithm's own score."""
+    if not cfg.fastdllm_dream:
+        return None
+    if cfg.threshold is not None:
+        return "prob"
+    return "neg_entropy" if cfg.cache != "none" else None
+
+
+def _choose(cfg, cand, tokens, p_chosen, score, sizes, gens, counts_now, t, s, last, cap=None):
+    """Which candidates to reveal: bool [B, nb]. ``counts_now`` [B] for the count schedules;
+    ``cap`` [B] for Fast-dLLM's no-cache capped threshold."""
     B, nb = cand.shape
     dev = cand.device
-    if cfg.alg == "origin" and cfg.threshold is None:
+    if cap is not None:
+        scores = torch.full((B, nb), float("-inf"), dtype=torch.float64, device=dev)
+        scores[cand] = p_chosen.to(torch.float64)
+        return R.select_capped_threshold(scores, cap, cfg.threshold)
+    if cfg.alg == "origin" and cfg.threshold is None and _fastdllm_score_kind(cfg) is None:
         picks = [R.select_origin(n, t, s, last, g, dev) for n, g in zip(sizes, gens) if n > 0]
         sel = torch.zeros(B, nb, dtype=torch.bool, device=dev)
         sel[cand] = torch.cat(picks)
@@ -535,6 +559,32 @@ def _first_end(tokens: torch.Tensor, end_ids: torch.Tensor) -> torch.Tensor:
     return torch.where(is_end, idx, torch.full_like(idx, L)).min(dim=1).values
 
 
+def port_steps(cfg: GenerationConfig, nblocks: int) -> int:
+    """Steps per block of Fast-dLLM's no-cache capped threshold (``steps`` spread over the blocks)."""
+    return max(1, cfg.num_steps // nblocks)
+
+
+def _fastdllm_mode(cfg: GenerationConfig, model, L: int, nblocks: int, spb) -> str | None:
+    """Which of Fast-dLLM's Dream-port rules apply: "block" (with a cache: forced first token per
+    block), "cap" (no cache, threshold: capped reveals with carry-over) or None."""
+    if not cfg.fastdllm_dream:
+        return None
+    if model.attention != "bidirectional":
+        raise ConfigError(f"--fastdllm-dream: Fast-dLLM's Dream port is for bidirectional models; this one is {model.attention}")
+    if cfg.cache != "none":
+        if cfg.threshold is None and spb is not None and spb < 2:
+            raise ConfigError("--fastdllm-dream: with a cache each block needs >= 2 steps (the first is the forced "
+                              "full-canvas token); raise --steps")
+        return "block"
+    if cfg.threshold is None:
+        return None  # the no-cache port runs Dream's own algorithms unchanged
+    steps = port_steps(cfg, nblocks)
+    if (L // nblocks) % steps:
+        raise ConfigError(f"--steps: Fast-dLLM's no-cache threshold reveals (block length {L // nblocks}) / steps per "
+                          f"step and needs them to divide; {steps} steps per block do not")
+    return "cap"
+
+
 # ---------------------------------------------------------------------------------------------
 # the engine
 # ---------------------------------------------------------------------------------------------
@@ -577,6 +627,7 @@ def generate(
     if model.attention == "bidirectional":
         x, pad, gen, gen_start, blocks, spb = _layout_bidirectional(model, cfg, ids, amask, suffix)
         runner = {"none": _FullRunner, "prefix": _PrefixRunner, "dual": _DualRunner}[cfg.cache](model)
+        runner.fastdllm = cfg.fastdllm_dream
     elif model.attention in ("block_causal", "causal"):
         if suffix is not None:
             raise ValueError(f"infilling (suffix_ids / --suffix) needs a bidirectional model; this one is {model.attention}")
@@ -587,6 +638,7 @@ def generate(
         runner = _BlockCacheRunner(model) if cfg.block_cache else _FullRunner(model)
     else:
         raise ValueError(f"unknown model attention {model.attention!r}")
+    port = _fastdllm_mode(cfg, model, L, len(blocks), spb)
 
     pos = (pad.cumsum(-1) - 1).clamp(min=0)  # [B, W] position 0 at each row's first real token
     if generators is not None:
@@ -627,28 +679,52 @@ def generate(
         if not cand.any():
             continue
         runner.begin_block(st, bs, be)
-        counts = R.llada_transfer_schedule(cand.sum(1), spb) if (spb and not dream) else None  # [B, spb]
-        ts = R.dream_timesteps(spb, cfg.eps) if (spb and dream) else None
+        # Fast-dLLM's Dream port has no step schedule under a threshold (no floor, no step limit)
+        sched = None if (port == "cap" or (port and cfg.threshold is not None)) else spb
+        counts = R.llada_transfer_schedule(cand.sum(1), sched) if (sched and not dream) else None  # [B, sched]
+        ts = R.dream_timesteps(sched, cfg.eps) if (sched and dream) else None
         pred = None
         i = 0
+        cap_base = cap_left = None
+        if port == "block":
+            # Fast-dLLM's Dream port: a full-canvas pass writes the block's first token, whatever its score
+            pred = runner.logits(st, bs, be)  # [B, nb, V]
+            first = cand[:, 0]  # [B]
+            if first.any():
+                sizes0 = first.long().tolist()
+                tok0, _, _ = _propose(cfg, pred[:, 0][first], sizes0, st.gens or [None] * st.B, mask_id)
+                step += 1
+                st.x[first, bs] = tok0
+                st.order[first, bs] = step
+                pred = None
+            i = 1  # the schedule continues at its second interval (Fast-dLLM counts the forced pass as step 0)
+        elif port == "cap":
+            cap_base = cand.sum(1) // port_steps(cfg, len(blocks))  # [B] reveals allowed per step
+            cap_left = torch.zeros_like(cap_base)  # [B] refused last step, allowed on top
         while True:
             cand = (st.x[:, bs:be] == mask_id) & st.gen[:, bs:be]  # [B, nb]
             if not cand.any():
                 break
-            if spb is not None and i >= spb:
+            if sched is not None and i >= sched:
                 raise RuntimeError("internal error: the step schedule ended with masked tokens left")
             if pred is None:
                 pred = runner.logits(st, bs, be)  # [B, nb, V]
             sizes = cand.sum(1).tolist()
             tokens, p_chosen, score = _propose(cfg, pred[cand], sizes, st.gens or [None] * st.B, mask_id)
-            last = spb is not None and i == spb - 1
+            last = sched is not None and i == sched - 1
             t = s = counts_now = None
             if ts is not None:
                 t, s = ts[i], ts[i + 1]
                 counts_now = R.dream_transfer_counts(cand.sum(1), t, s, last)
             elif counts is not None:
                 counts_now = counts[:, i]
-            sel = _choose(cfg, cand, tokens, p_chosen, score, sizes, st.gens or [None] * st.B, counts_now, t, s, last)
+            cap = None if cap_base is None else cap_base + cap_left
+            sel = _choose(cfg, cand, tokens, p_chosen, score, sizes, st.gens or [None] * st.B, counts_now, t, s, last, cap)
+            if cap is not None:
+                refused = torch.minimum(cap, cand.sum(1)) - sel.sum(1)  # [B]
+                cap_left = refused
+                if i >= port_steps(cfg, len(blocks)) - 1:  # past the nominal last step: only carry-over is left
+                    cap_base = torch.where(refused > 0, torch.zeros_like(cap_base), cap_base)
             step += 1
             i += 1
             if sel.any():
@@ -673,6 +749,8 @@ def generate(
                     keep = retire(~done)
                     if counts is not None:
                         counts = counts[keep]
+                    if cap_base is not None:
+                        cap_base, cap_left = cap_base[keep], cap_left[keep]
                     if st.B == 0:
                         break
         if st.B == 0:

@@ -221,3 +221,18 @@ def select_origin(
     p = (1 - s / t).to(torch.float32)
     u = torch.rand(num_candidates, device=device, generator=generator)
     return u < p.to(device)
+
+
+def select_capped_threshold(
+    scores: torch.Tensor,  # [B, N] probability of the chosen token, -inf where not a candidate
+    cap: torch.Tensor,  # [B] long: how many of the best may be revealed this step
+    threshold: float,
+) -> torch.Tensor:
+    """Fast-dLLM's no-cache ``confidence_threshold`` for Dream: of the ``cap`` best candidates, the
+    best is always revealed and the others only if their score is >= ``threshold``. Bool ``[B, N]``;
+    ties break towards the lower index (as in :func:`select_top`)."""
+    order = torch.argsort(scores, dim=-1, descending=True, stable=True)  # [B, N]
+    ranks = torch.empty_like(order).scatter_(-1, order, torch.arange(scores.shape[-1], device=scores.device).expand_as(order))
+    finite = torch.isfinite(scores)
+    in_cap = ranks < cap.to(scores.device)[:, None]
+    return finite & in_cap & ((ranks == 0) | (scores >= threshold))

@@ -13,9 +13,13 @@ Schedules (linear: a token is masked with probability ``t``):
 
 * MDM (LLaDA / DiffuCoder): ``t ~ U(eps, 1)`` per sequence, weight ``1/t``.
 * Block-truncated (Stable-DiffCoder): ``u_blk = min(1, max(u, 1/B))`` per block, at least one
-  masked token per block, weight ``1/u_blk`` (so at most ``B``).
+  masked token per block. Weight: ``1/pi`` with ``pi`` the token's real masking probability
+  including the forced mask (:func:`forced_inclusion_probability`), which keeps the loss an
+  unbiased per-token estimate on the MDM scale; the paper's literal ``1/u_blk`` over-counts by
+  ~11% at ``B = 4`` (``diffusion.block_weight=literal`` keeps it).
 * Mask-rate warm-up (Stable-DiffCoder): during the first ``S`` steps ``t ~ U(0, u_max(s))`` with
-  ``u_max(s) = u_init + (1 - u_init) * s / S`` and no ``1/t`` weight.
+  ``u_max(s) = u_init + (1 - u_init) * s / S`` and no ``1/t`` weight. With the block-truncated
+  schedule the cap is applied last, as a thinning (:func:`warmup_keep`): see there for why.
 * Attention-mask annealing (DiffuCoder's AR -> diffusion adaptation): the fraction of future
   keys a query may see grows linearly from 0 to 1 over ``N`` steps.
 """
@@ -38,6 +42,7 @@ STREAM_PREFIX = 5  # DiffuCoder's clean prefix: (select, length)
 STREAM_BLOCK_T = 6  # per-block u when block_t_per == "block"
 STREAM_SFT_EOS = 7  # number of EOS appended to an SFT response
 STREAM_ANNEAL = 8  # the annealed attention mask of an optimiser step
+STREAM_WARMUP_KEEP = 9  # block warm-up: per-token uniforms thinning the truncated schedule's mask
 
 
 def _splitmix64(x: int) -> int:
@@ -116,6 +121,59 @@ def block_truncated_rate(u: torch.Tensor, block_len: int) -> torch.Tensor:
     if block_len < 1:
         raise ValueError(f"block_len must be >= 1, got {block_len}")
     return u.clamp(min=1.0 / block_len).clamp(max=1.0)
+
+
+def forced_inclusion_probability(
+    rate: torch.Tensor,  # [B, L] per-token rate u_blk (constant within a block)
+    maskable: torch.Tensor,  # [B, L] bool
+    blocks: torch.Tensor,  # [B, L] long block index of each token (``masking.block_ids``)
+) -> torch.Tensor:
+    """``[B, L]``: the probability that a maskable token ends up masked under the block-truncated
+    schedule *with* the forced mask, given its block's rate ``r`` and the block's number ``n`` of
+    maskable tokens:
+
+        pi = r + (1 - r)^n / n
+
+    (masked by its own coin with probability ``r``, or forced: all ``n`` coins of the block came up
+    clean, probability ``(1 - r)^n``, and the uniform pick chose it, ``1/n``; disjoint events).
+
+    Why weight by ``1/pi`` and not the paper's ``1/r``. The loss is
+    ``(1/N) sum_i m_i w_i CE_i`` (``m_i`` = token i masked, ``N`` supervisable tokens). Its
+    expectation is ``(1/N) sum_i P(m_i) w_i E[CE_i | m_i]``: with ``w_i = 1/P(m_i)`` every token
+    contributes exactly its expected masked cross-entropy with weight one, as the MDM loss's
+    ``1/t`` does (there ``P(m_i) = t``), so block and MDM losses (and runs with and without
+    truncation, or with other block lengths) are on one per-token scale. With ``w_i = 1/r`` the
+    expected weighted count per token is ``pi / r = 1 + (1 - r)^n / (n r)``, about 1.11 averaged
+    over ``u ~ U(0, 1)`` at ``B = 4``: the literal form over-weights exactly the forced tokens.
+    Non-maskable positions get ``rate`` back (their weight is never used).
+    """
+    n_blocks = int(blocks.max().item()) + 1 if blocks.numel() else 0
+    n = torch.zeros(rate.shape[0], n_blocks, device=rate.device).scatter_add(1, blocks, maskable.float())
+    n_tok = n.gather(1, blocks).clamp(min=1.0)  # [B, L]
+    r = rate.float()
+    pi = r + (1.0 - r).pow(n_tok) / n_tok
+    return torch.where(maskable, pi.clamp(max=1.0), r)
+
+
+def warmup_keep(u_keep: torch.Tensor, cap: float) -> torch.Tensor:
+    """Block warm-up under the block-truncated schedule: keep each mask of the final schedule
+    with probability ``cap`` (``u_keep < cap``).
+
+    How the warm-up and the truncation compose (Stable-DiffCoder states both, not their
+    combination). The warm-up is an easy-to-hard curriculum: early steps mask almost nothing
+    (``t ~ U(0, u_max)``, ``u_max`` from ~1e-3). The ``1/B`` floor and the forced mask exist so
+    that every block carries a signal in expectation once the model is trained on the real
+    objective. Applied literally, the floor (and the forced token) would override the cap until
+    ``u_max`` passes ``1/B``: every block ~25-33% masked from the first step, no curriculum at
+    all. Our reading keeps the curriculum and the shape of the truncated schedule: draw the final
+    schedule's mask (floor, forced token) and thin it by the cap. A token is then masked with
+    probability ``cap * pi`` (the floor becomes ``cap / B``, the forced token appears with
+    probability ``cap``), so the realised mask rate is exactly ``cap`` times the final one in
+    expectation, never above ``cap`` per token, and continuous with the final schedule when the
+    warm-up ends (``cap = 1``). The logged ``mask_cap`` is this ``cap``, the largest masking
+    probability any token has. The loss stays unweighted during the warm-up, as in the paper.
+    """
+    return u_keep < cap
 
 
 def annealing_fraction(step: int, anneal_steps: int) -> float:

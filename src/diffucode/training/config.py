@@ -118,7 +118,13 @@ class DiffusionConfig:
     block_truncate: bool = field(
         default=True,
         metadata={"help": "block: Stable-DiffCoder's block-truncated schedule (u_blk = min(1, max(u, 1/B)), >= 1 mask "
-                          "per block, weight 1/u_blk); false = plain u per block"},
+                          "per block); false = plain u per block, weight 1/u"},
+    )
+    block_weight: Literal["inclusion", "literal"] = field(
+        default="inclusion",
+        metadata={"help": "block_truncate: loss weight of a masked token. inclusion = 1/pi, pi = u_blk + (1-u_blk)^n/n its "
+                          "real masking probability with the forced mask (unbiased, on the MDM loss's scale); literal = "
+                          "the paper's 1/u_blk (over-counts forced tokens: ~1.11 weighted tokens per token at B=4)"},
     )
     block_t_per: Literal["sequence", "block"] = field(
         default="sequence", metadata={"help": "block: draw u once per sequence, or independently for every block"}
@@ -126,7 +132,9 @@ class DiffusionConfig:
     mask_warmup_steps: int = field(
         default=0,
         metadata={"help": "Stable-DiffCoder warm-up: for this many steps t ~ U(0, u_max(s)), u_max rising linearly "
-                          "from mask_warmup_init to 1, loss unweighted (mean CE over masked tokens)"},
+                          "from mask_warmup_init to 1, loss unweighted (mean CE over masked tokens). With block_truncate "
+                          "the truncated schedule's mask is thinned by u_max (each mask kept w.p. u_max), so the 1/B floor "
+                          "and the forced mask never override the cap"},
     )
     mask_warmup_init: float = field(default=1e-3, metadata={"help": "u_init of the mask-rate warm-up"})
     sft_objective: Literal["auto", "mdm", "block", "ar"] = field(

@@ -18,7 +18,10 @@ Objectives (ALGORITHMS.md section 3):
 * ``ar``: next-token cross-entropy, causal attention, raw (unaligned) logits.
 * ``mdm``: t ~ U(eps, 1), mask with probability t, weight 1/t; optional attention annealing,
   random truncation and clean prefix (DiffuCoder's adaptation) and mask-rate warm-up.
-* ``block``: ``x_t ++ x0`` layout, block-truncated schedule and warm-up (Stable-DiffCoder).
+* ``block``: ``x_t ++ x0`` layout, block-truncated schedule and warm-up (Stable-DiffCoder). Loss
+  weight ``1/pi``, ``pi`` a token's real masking probability with the forced mask (unbiased, the
+  MDM loss's scale; ``schedules.forced_inclusion_probability``); during the warm-up the truncated
+  schedule's mask is thinned by the cap (``schedules.warmup_keep``), so the warm-up starts easy.
 * SFT uses ``mdm`` / ``block`` / ``ar`` with ``loss_region`` = the response.
 
 Eval: ``prepare(batch, step=None)`` gives the final objective (no warm-up, no annealing, no
@@ -51,7 +54,7 @@ class Prepared:
     model_inputs: dict[str, Any]  # keyword arguments of DiffusionLM.forward
     x0: torch.Tensor  # [b, L] clean ids (the targets)
     masked: torch.Tensor  # [b, L] bool: supervised positions (AR: targets)
-    rate: torch.Tensor  # [b, L] mask rate per position (1 for AR)
+    rate: torch.Tensor  # [b, L] the loss weight is 1/rate: the mask rate (MDM), the masking probability pi (block; AR: 1)
     weighted: bool  # 1/rate weighting (False for AR and during the mask-rate warm-up)
     count: torch.Tensor  # scalar float: this micro-batch's share of the loss denominator
     stats: dict[str, float] = field(default_factory=dict)
@@ -182,22 +185,32 @@ class BlockObjective(Objective):
         maskable = maskable_positions(am, batch.get("loss_region"), shift=False)  # block models: no shift
         positions = (am.long().cumsum(-1) - 1).clamp(min=0)  # [B, L] the model's convention
         blocks = block_ids(positions, blk)  # [B, L]
-        if self.cfg.block_t_per == "block":
-            n_blocks = -(-L // blk)
-            u, weighted, cap = self._time(batch, step, n_blocks, S.STREAM_BLOCK_T)  # [B, nb]
-            u = u.gather(1, blocks)  # [B, L]
+        n_u, stream = (-(-L // blk), S.STREAM_BLOCK_T) if self.cfg.block_t_per == "block" else (1, S.STREAM_T)
+        warm = step is not None and S.in_warmup(step, self.cfg.mask_warmup_steps)
+        if self.cfg.block_truncate:
+            # the final schedule's draw; the warm-up cap is applied last, by thinning (S.warmup_keep)
+            u = S.mdm_time(self._uniform(batch, n_u, stream), self.cfg.eps)
+            cap = S.warmup_mask_cap(step, self.cfg.mask_warmup_steps, self.cfg.mask_warmup_init) if warm else 1.0
+            weighted = not warm
         else:
-            u, weighted, cap = self._time(batch, step)  # [B, 1]
-            u = u.expand(B, L)
+            u, weighted, cap = self._time(batch, step, n_u, stream)
+        u = u.gather(1, blocks) if n_u > 1 else u.expand(B, L)  # [B, L]
         rate = S.block_truncated_rate(u, blk) if self.cfg.block_truncate else u.clamp(min=1e-6)  # [B, L]
         _, masked = mask_tokens(x0, maskable, rate, self._uniform(batch, L, S.STREAM_TOKENS), self.mask_token_id)
+        weight_rate = rate  # the loss weight is 1 / weight_rate
         if self.cfg.block_truncate:
             masked = force_one_mask_per_block(masked, maskable, blk, self._uniform(batch, L, S.STREAM_PICK), positions)
+            if self.cfg.block_weight == "inclusion":
+                weight_rate = S.forced_inclusion_probability(rate, maskable, blocks)
+            if cap < 1.0:
+                masked = masked & S.warmup_keep(self._uniform(batch, L, S.STREAM_WARMUP_KEEP), cap)
+                rate = rate * cap  # each token's own-coin masking probability under the warm-up
+                weight_rate = rate  # (unused: the warm-up loss is unweighted)
         x_t = torch.where(masked, torch.full_like(x0, self.mask_token_id), x0)
         inputs = block_diffusion_inputs(x_t, x0, am, blk)
         inputs["align"] = True
         stats = self._stats(maskable, masked, rate, weighted, cap)
-        return Prepared(inputs, x0, masked, rate, weighted, self._count(weighted, maskable, masked), stats)
+        return Prepared(inputs, x0, masked, weight_rate, weighted, self._count(weighted, maskable, masked), stats)
 
     def loss_sum(self, model, prep: Prepared) -> torch.Tensor:
         L = prep.x0.shape[1]

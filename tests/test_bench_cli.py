@@ -84,27 +84,42 @@ def _report(capsys, out_file: Path) -> dict:
 
 def test_decode_smoke(tmp_path, capsys):
     out = tmp_path / "new_dir" / "decode.json"
-    rc = bench.main(["decode", "--tiny", "--device", "cpu", "--hidden", "32", "--layers", "1", "--prompts", "1",
-                     "--max-new-tokens", "4", "--block-len", "2", "--bc-block-len", "2", "--repeats", "1",
-                     "--output", str(out)])
+    rc = bench.main(["decode", "--tiny", "--device", "cpu", "--hidden", "32", "--layers", "1", "--lengths", "32",
+                     "--batch-sizes", "1,2", "--reference-steps", "3", "--repeats", "1", "--output", str(out)])
     assert rc == 0
     r = _report(capsys, out)
     assert r["benchmark"] == "decode_speed"
-    assert {"machine", "model", "prompts", "timing", "max_new_tokens", "results", "autoregressive_hf_generate",
-            "summary"} <= set(r)
+    assert {"machine", "model", "prompts", "timing", "shapes"} <= set(r)
     assert r["model"]["trained"] is False and r["model"]["source"].startswith("build_tiny_model(hidden_size=32")
-    assert r["max_new_tokens"] == 4 and r["prompts"]["n"] == 1
-    # the reference + 3 threshold/cache configurations + 2 block-causal ones
-    assert len(r["results"]) == 6 and r["results"][0]["config"].startswith("reference")
-    for row in r["results"]:
-        assert row["tokens_per_s"] > 0 and row["nfe_per_prompt"] >= 1
-        assert row["tokens_per_nfe"] == pytest.approx(4 / row["nfe_per_prompt"], abs=1e-3)  # 1 prompt, 4 tokens
-        assert "speedup_vs_autoregressive" in row
-    for row in r["results"][1:]:
-        assert {"speedup_vs_reference", "differs_from_reference"} <= set(row)
-        assert 0 <= row["differs_from_reference"]["tokens_differ"] <= 1
-    assert r["autoregressive_hf_generate"]["tokens_per_s"] > 0
-    assert r["summary"]["best_fast_config"] in [row["config"] for row in r["results"][1:]]
+    assert [(s["max_new_tokens"], s["batch_size"]) for s in r["shapes"]] == [(32, 1), (32, 2)]
+    for shape in r["shapes"]:
+        rows = shape["rows"]
+        ref, ar = rows[0], rows[-1]
+        assert ref["config"].startswith("reference") and "no cache" in ref["config"]
+        assert ref["settings"]["block_cache"] is False  # the reference of a block-causal model is really uncached
+        assert "first 3 of its" in ref["note"]  # timed in part, scaled
+        assert ar["config"].startswith("autoregressive") and ar["nfe_per_prompt"] == 32
+        assert any("B=16" in row["config"] for row in rows) and any("bidirectional" in row["config"] for row in rows)
+        for row in rows:
+            assert row["tokens_per_cpu_s"] > 0 and row["nfe_per_prompt"] >= 1
+            assert row["tokens_per_nfe"] == pytest.approx(32 / row["nfe_per_prompt"], abs=1e-2)
+            assert {"vs_reference", "vs_autoregressive", "vs_floor", "wall_s", "cpu_s"} <= set(row)
+            assert row["vs_floor"] > 0
+
+
+def test_decode_bench_fits_the_bundled_block_causal_model(capsys):
+    """The default model refuses block length 32 and prefix/dual caches: the plan must not ask for them."""
+    from diffucode.benchmarks.decode_speed import _plan
+    from diffucode.models import build_tiny_model
+
+    import argparse
+
+    model, _ = build_tiny_model(attention="block_causal", block_len=4, shift=False, hidden_size=32, num_layers=1)
+    rows = _plan(model, argparse.Namespace(threshold=0.9), trained=True, L=64)
+    assert rows[0].kind == "reference" and rows[0].kw["block_cache"] is False
+    for row in rows:
+        assert row.model is model and "block_len" not in row.kw and row.kw.get("cache", "none") == "none"
+    assert any(row.kw.get("lookahead") for row in rows)
 
 
 def test_train_smoke(tmp_path, capsys):

@@ -67,3 +67,34 @@ def test_steps_with_fastdllm_exact_rule_is_refused():
     with pytest.raises(ConfigError, match="--threshold-floor"):
         GenerationConfig(threshold=0.9, threshold_floor="never")
     GenerationConfig(max_new_tokens=16, threshold=0.9, steps=8)  # the floor gives --steps a meaning
+
+
+def test_lookahead_is_exact_cached_batched_and_fewer_forwards(block_shift_model, sharp_model):
+    """Blocks decoded ahead: the exact cache still equals recomputing everything, a padded batch
+    equals row by row, and the window reveals more per forward."""
+    model, tok = block_shift_model
+    prompts = ["def add(a, b):\n    return", "x = 1", "import os\nimport sys\n\nresult = [x * x"]
+    tok.padding_side = "left"
+    enc = tok(prompts, return_tensors="pt", padding=True)
+    cfg = GenerationConfig(max_new_tokens=12, alg="entropy", threshold=0.5, lookahead=2, stop_at_eos=False)
+    cached = generate(model, enc.input_ids, enc.attention_mask, cfg)
+    cfg.block_cache = False
+    uncached = generate(model, enc.input_ids, enc.attention_mask, cfg)
+    assert torch.equal(cached.sequences, uncached.sequences) and cached.nfe == uncached.nfe
+    P = enc.input_ids.shape[1]
+    for b, p in enumerate(prompts):
+        row = torch.tensor([tok(p).input_ids])
+        single = generate(model, row, config=cfg)
+        assert cached.sequences[b, P:].tolist() == single.sequences[0, row.shape[1]:].tolist()
+    sharp, stok = sharp_model
+    ids = torch.tensor([stok(PROMPT).input_ids])
+    base = dict(max_new_tokens=16, alg="low_confidence", threshold=0.5, block_len=4, stop_at_eos=False)
+    nfe = [generate(sharp, ids, config=GenerationConfig(lookahead=k, **base)).nfe for k in (0, 1, 3)]
+    assert nfe[2] < nfe[0] and nfe[1] <= nfe[0]
+
+
+def test_lookahead_needs_a_threshold_and_no_dual_cache():
+    with pytest.raises(ConfigError, match="--lookahead"):
+        GenerationConfig(lookahead=1)
+    with pytest.raises(ConfigError, match="--lookahead"):
+        GenerationConfig(lookahead=1, threshold=0.9, block_len=4, cache="dual")

@@ -2,7 +2,7 @@
 ``benchmarks/*.py`` scripts, which are thin wrappers around these modules).
 
     diffucode bench --help
-    diffucode bench decode --tiny --hidden 32 --layers 1 --prompts 1 --max-new-tokens 4 --repeats 1
+    diffucode bench decode --tiny --hidden 32 --layers 1 --lengths 16 --batch-sizes 1 --reference-steps 2
 
 * ``decode_speed``: decoding tokens/s and NFE of the diffusion configurations vs autoregressive;
 * ``train_step``: training-step time of the diffusion objectives vs plain AR;

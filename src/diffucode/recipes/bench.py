@@ -2,8 +2,8 @@
 
     diffucode bench --help
     diffucode bench decode --help
-    diffucode bench decode --tiny --hidden 32 --layers 1 --prompts 1 --max-new-tokens 4 \
-        --block-len 2 --bc-block-len 2 --repeats 1 --output runs/bench_decode.json
+    diffucode bench decode --tiny --hidden 32 --layers 1 --lengths 16 --batch-sizes 1 \
+        --reference-steps 2 --output runs/bench_decode.json
     diffucode bench train --hidden 32 --layers 1 --heads 1 --batch 1 --seq-len 8 --steps 1 --warmup 0
     diffucode bench sandbox --limit 2 --repeats 1 --latency-samples 1 --workers 1
     diffucode bench serve --tiny --concurrency 1,2 --requests 2 --max-tokens 4
@@ -41,10 +41,10 @@ def _serve():
 
 # name -> (what it measures, importer); imported only when chosen, so --help stays fast
 BENCHMARKS = {
-    "decode": ("decoding speed: the reference (entropy, 1 token/step, no cache) vs confidence-threshold "
-               "decoding with no / prefix / dual cache and block-causal decoding with the exact KV cache, "
-               "and autoregressive HF generate on the same backbone: tokens/s, NFE, speed-ups, output "
-               "changes", _decode),
+    "decode": ("decoding speed of the configurations that fit the model (block-causal: exact KV cache, "
+               "threshold, lookahead; bidirectional: threshold with no / prefix / dual cache) against the uncached "
+               "1-token/step reference, autoregressive HF generate on the same backbone and each one's floor: "
+               "tokens/s (CPU and wall), tokens per forward, token agreement", _decode),
     "train": ("training-step time (corrupt + forward + backward + AdamW) of the ar, mdm, mdm_annealing and "
               "block objectives on the same tiny model and batch: median/min seconds, ratios to ar", _train),
     "sandbox": ("code-execution throughput and latency on the 164 HumanEval canonical solutions: bubblewrap "

@@ -58,6 +58,7 @@ class Decoding:
     threshold_floor: Literal["schedule", "one"] = field(
         default="schedule", metadata={"help": "with threshold: a step reveals at least the steps schedule's count "
                                               "(schedule) or one token (one: Fast-dLLM's exact rule)"})
+    lookahead: int = field(default=0, metadata={"help": "with threshold: blocks decoded ahead of the current one"})
     cache: Literal["none", "prefix", "dual"] = field(default="none", metadata={"help": "KV cache for bidirectional models"})
     seed: int | None = field(default=0, metadata={"help": "seed; batch b decodes with seed + b (None: unseeded)"})
 
@@ -194,6 +195,8 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--top-p", type=float, default=S, help="nucleus sampling mass")
     d.add_argument("--top-k", type=int, default=S, help="keep the k most likely tokens")
     d.add_argument("--threshold", type=float, default=S, help="parallel decoding threshold")
+    d.add_argument("--lookahead", type=int, default=S,
+                   help="with --threshold: also decode the next N blocks in the same forward passes")
     d.add_argument("--threshold-floor", choices=["schedule", "one"], default=S,
                    help="with --threshold, the least a step reveals: the --steps schedule's count (default) or one token")
     d.add_argument("--block-len", type=int, default=S, help="semi-autoregressive block length")

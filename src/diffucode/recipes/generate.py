@@ -72,6 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
     dec.add_argument("--threshold", type=float, default=None,
                      help="parallel decoding: also reveal every token with probability >= this (a step still reveals at "
                           "least what --steps schedules, so it is never slower than --steps alone)")
+    dec.add_argument("--lookahead", type=int, default=0,
+                     help="with --threshold: also decode the next N blocks in the same forward passes (more tokens "
+                          "per forward; blocks ahead reveal only tokens above the threshold)")
     dec.add_argument("--threshold-floor", default="schedule", choices=["schedule", "one"],
                      help="with --threshold, the least a step reveals: the --steps schedule's count, or one token "
                           "(Fast-dLLM's exact rule; --steps refused)")
@@ -265,7 +268,8 @@ def main(argv: list[str]) -> int:
         decoding = dict(
             max_new_tokens=args.max_new_tokens, steps=args.steps, alg=args.alg, alg_temp=args.alg_temp,
             temperature=args.temperature, top_p=args.top_p, top_k=args.top_k, block_len=args.block_len,
-            threshold=args.threshold, threshold_floor=args.threshold_floor, cache=args.cache, eps=args.eps,
+            threshold=args.threshold, threshold_floor=args.threshold_floor, lookahead=args.lookahead,
+            cache=args.cache, eps=args.eps,
             fastdllm_dream=args.fastdllm_dream,
         )
         if args.preset:

@@ -108,6 +108,7 @@ class RolloutConfig:
     threshold: Optional[float] = field(default=None, metadata={"help": "confidence-threshold parallel decoding (Fast-dLLM)"})
     threshold_floor: Literal["schedule", "one"] = field(
         default="schedule", metadata={"help": "with threshold: at least the steps schedule's count per step, or one (Fast-dLLM)"})
+    lookahead: int = field(default=0, metadata={"help": "with threshold: blocks decoded ahead of the current one"})
     cache: Literal["none", "prefix", "dual"] = field(default="none", metadata={"help": "approximate KV cache for bidirectional models"})
     stop_tokens: list[str] = field(
         default_factory=lambda: ["<|im_end|>"],
@@ -464,7 +465,8 @@ def _train_rl(
     ro = cfg.rollout
     gen_cfg = GenerationConfig(max_new_tokens=ro.max_new_tokens, steps=ro.steps, alg=ro.alg, alg_temp=ro.alg_temp,
                                temperature=ro.temperature, top_p=ro.top_p, top_k=ro.top_k, block_len=ro.block_len,
-                               threshold=ro.threshold, threshold_floor=ro.threshold_floor, cache=ro.cache,
+                               threshold=ro.threshold, threshold_floor=ro.threshold_floor,
+                               lookahead=ro.lookahead, cache=ro.cache,
                                stop_token_ids=stop_ids)
 
     optimizer = build_optimizer(model, cfg.optim)

@@ -57,6 +57,12 @@ class GenerationConfig:
                           "(so never more NFE than without the threshold; steps=None is one token per step) | "
                           "one = Fast-dLLM's exact rule, the single best token (steps must be unset)"},
     )
+    lookahead: int = field(
+        default=0,
+        metadata={"help": "threshold decoding: also decode the next N blocks in the same forward passes (several "
+                          "blocks in flight); their tokens are revealed only when above the threshold, before the "
+                          "blocks left of them are complete. Not with the dual cache"},
+    )
     cache: Literal["none", "prefix", "dual"] = field(
         default="none",
         metadata={"help": "bidirectional models: none (exact reference) | prefix | dual (Fast-dLLM's approximate KV caches, "
@@ -132,6 +138,13 @@ class GenerationConfig:
             bad("--top-k", f"must be a positive integer, got {self.top_k!r}")
         if self.threshold is not None and not 0 < self.threshold <= 1:
             bad("--threshold", f"must be in (0, 1], got {self.threshold}")
+        if not isinstance(self.lookahead, int) or self.lookahead < 0:
+            bad("--lookahead", f"must be a non-negative integer, got {self.lookahead!r}")
+        if self.lookahead and self.threshold is None:
+            bad("--lookahead", "needs --threshold (blocks ahead reveal only tokens above it)")
+        if self.lookahead and self.cache == "dual":
+            bad("--lookahead", "does not work with --cache dual (the blocks ahead would be in the cached suffix); "
+                               "use --cache prefix or none")
         if self.threshold_floor not in THRESHOLD_FLOORS:
             bad("--threshold-floor", f"unknown floor {self.threshold_floor!r}; choose one of {', '.join(THRESHOLD_FLOORS)}")
         if self.threshold is not None and self.threshold_floor == "one" and self.steps is not None:
@@ -143,6 +156,8 @@ class GenerationConfig:
             bad("--num-return-sequences", f"must be a positive integer, got {self.num_return_sequences!r}")
         if self.fastdllm_dream and self.alg not in DREAM_ALGS:
             bad("--fastdllm-dream", f"applies to Dream's algorithms ({', '.join(DREAM_ALGS)}), not {self.alg!r}")
+        if self.fastdllm_dream and self.lookahead:
+            bad("--lookahead", "is not part of Fast-dLLM's Dream port; drop --lookahead or --fastdllm-dream")
         self.stop_token_ids = [int(t) for t in (self.stop_token_ids or [])]
 
     @property

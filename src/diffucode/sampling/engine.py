@@ -360,33 +360,43 @@ def _fastdllm_score_kind(cfg) -> str | None:
     return "neg_entropy" if cfg.cache != "none" else None
 
 
-def _choose(cfg, cand, tokens, p_chosen, score, sizes, gens, counts_now, t, s, last, cap=None):
-    """Which candidates to reveal: bool [B, nb]. ``counts_now`` [B] for the count schedules;
-    ``cap`` [B] for Fast-dLLM's no-cache capped threshold."""
-    B, nb = cand.shape
+def _choose(cfg, cand, tokens, p_chosen, score, sizes, gens, counts_now, t, s, last, cap=None, nh=None):
+    """Which candidates to reveal: bool [B, nw]. ``counts_now`` [B] for the count schedules;
+    ``cap`` [B] for Fast-dLLM's no-cache capped threshold. The first ``nh`` columns are the head
+    block (all of them without lookahead): the schedule and the always-one rule apply there;
+    later (lookahead) blocks reveal only above the threshold."""
+    B, nw = cand.shape
     dev = cand.device
     if cap is not None:
-        scores = torch.full((B, nb), float("-inf"), dtype=torch.float64, device=dev)
+        scores = torch.full((B, nw), float("-inf"), dtype=torch.float64, device=dev)
         scores[cand] = p_chosen.to(torch.float64)
         return R.select_capped_threshold(scores, cap, cfg.threshold)
     if cfg.alg == "origin" and cfg.threshold is None and _fastdllm_score_kind(cfg) is None:
         picks = [R.select_origin(n, t, s, last, g, dev) for n, g in zip(sizes, gens) if n > 0]
-        sel = torch.zeros(B, nb, dtype=torch.bool, device=dev)
+        sel = torch.zeros(B, nw, dtype=torch.bool, device=dev)
         sel[cand] = torch.cat(picks)
         return sel
-    scores = torch.full((B, nb), float("-inf"), dtype=torch.float64, device=dev)
+    scores = torch.full((B, nw), float("-inf"), dtype=torch.float64, device=dev)
     if cfg.alg_temp > 0:
         score = torch.cat([
             R.gumbel_perturb(sr, cfg.alg_temp, g) for sr, g in zip(_split_rows(score, sizes), gens) if sr.shape[0] > 0
         ])
     scores[cand] = score.to(torch.float64)
-    # the schedule's count of best-scored candidates; with a threshold, the least a step reveals
+    head = cand
+    if nh is not None and nh < nw:
+        head = cand.clone()
+        head[:, nh:] = False
+        scores_head = scores.masked_fill(~head, float("-inf"))
+    else:
+        scores_head = scores
+    # the schedule's count of best-scored head candidates; with a threshold, the least a step reveals
     # (origin with a threshold ranks by probability, like maskgit_plus, and flips no coins)
-    floor = R.select_top(scores, counts_now) & cand if counts_now is not None else None
+    floor = R.select_top(scores_head, counts_now) & head if counts_now is not None else None
     if cfg.threshold is not None:
-        probs = torch.zeros(B, nb, dtype=p_chosen.dtype, device=dev)
+        probs = torch.zeros(B, nw, dtype=p_chosen.dtype, device=dev)
         probs[cand] = p_chosen
-        sel = R.select_threshold(scores, probs, cand, cfg.threshold)
+        best = R.select_top(scores_head, head.any(-1).long()) & head  # always one in the head block
+        sel = (cand & (probs >= cfg.threshold)) | best
         return sel if floor is None else sel | floor
     return floor
 
@@ -672,13 +682,17 @@ def generate(
         return keep
 
     step = 0
-    for bs, be in blocks:
+    ahead = cfg.lookahead if cfg.threshold is not None else 0
+    for k_blk, (bs, be) in enumerate(blocks):
         if st.B == 0:
             break
         cand = (st.x[:, bs:be] == mask_id) & st.gen[:, bs:be]  # [B, nb]
         if not cand.any():
             continue
-        runner.begin_block(st, bs, be)
+        # the window decoded together: the head block [bs, be) and up to `lookahead` blocks after it
+        we = blocks[min(k_blk + ahead, len(blocks) - 1)][1]
+        nh = be - bs  # head columns
+        runner.begin_block(st, bs, we)
         # Fast-dLLM's Dream port has no step schedule under a threshold (no floor, no step limit)
         sched = None if (port == "cap" or (port and cfg.threshold is not None)) else spb
         counts = R.llada_transfer_schedule(cand.sum(1), sched) if (sched and not dream) else None  # [B, sched]
@@ -702,24 +716,25 @@ def generate(
             cap_base = cand.sum(1) // port_steps(cfg, len(blocks))  # [B] reveals allowed per step
             cap_left = torch.zeros_like(cap_base)  # [B] refused last step, allowed on top
         while True:
-            cand = (st.x[:, bs:be] == mask_id) & st.gen[:, bs:be]  # [B, nb]
-            if not cand.any():
+            cand = (st.x[:, bs:we] == mask_id) & st.gen[:, bs:we]  # [B, nw]
+            head_left = cand[:, :nh].sum(1)  # [B] masks left in the head block
+            if not head_left.any():
                 break
             if sched is not None and i >= sched:
                 raise RuntimeError("internal error: the step schedule ended with masked tokens left")
             if pred is None:
-                pred = runner.logits(st, bs, be)  # [B, nb, V]
+                pred = runner.logits(st, bs, we)  # [B, nw, V]
             sizes = cand.sum(1).tolist()
             tokens, p_chosen, score = _propose(cfg, pred[cand], sizes, st.gens or [None] * st.B, mask_id)
             last = sched is not None and i == sched - 1
             t = s = counts_now = None
             if ts is not None:
                 t, s = ts[i], ts[i + 1]
-                counts_now = R.dream_transfer_counts(cand.sum(1), t, s, last)
+                counts_now = R.dream_transfer_counts(head_left, t, s, last)
             elif counts is not None:
                 counts_now = counts[:, i]
             cap = None if cap_base is None else cap_base + cap_left
-            sel = _choose(cfg, cand, tokens, p_chosen, score, sizes, st.gens or [None] * st.B, counts_now, t, s, last, cap)
+            sel = _choose(cfg, cand, tokens, p_chosen, score, sizes, st.gens or [None] * st.B, counts_now, t, s, last, cap, nh)
             if cap is not None:
                 refused = torch.minimum(cap, cand.sum(1)) - sel.sum(1)  # [B]
                 cap_left = refused
@@ -730,9 +745,9 @@ def generate(
             if sel.any():
                 tok_full = torch.zeros_like(cand, dtype=torch.long)
                 tok_full[cand] = tokens
-                window = st.x[:, bs:be]  # a view: writes go to the canvas
+                window = st.x[:, bs:we]  # a view: writes go to the canvas
                 window[sel] = tok_full[sel]
-                st.order[:, bs:be][sel] = step
+                st.order[:, bs:we][sel] = step
                 pred = None  # the canvas changed: the next step needs a forward pass
             if on_step is not None and sel.any():
                 on_step(st.rows, st.x.gather(1, st.gen_start[:, None] + gen_offsets))

@@ -24,6 +24,9 @@ Faults on resume (:func:`select_resume_checkpoint`): every file is checked again
 ``step-XXXXXXXX.damaged`` and the previous intact one is used, with one log line saying which
 and why. No intact checkpoint at all: :class:`CheckpointError` (never a silent restart from step
 0). Checkpoints written before checksums existed are used unverified, and the log says so.
+Cost: hashing reads the checkpoint once more at each save and at resume (sha256 ran at roughly
+240-400 MiB/s on one core of the 2-core CPU this was written on: about 2-3 minutes for a 45 GB
+7B checkpoint with its optimiser state).
 :meth:`CheckpointManager.load` refuses a checkpoint that lacks a state the run needs (e.g.
 ``scheduler.pt``: continuing without it would silently restart the learning-rate schedule).
 

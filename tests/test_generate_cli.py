@@ -44,9 +44,9 @@ def test_every_config_flag_reaches_the_engine(capsys):
 
 
 def test_default_model_falls_back_to_tiny_with_a_warning(capsys, monkeypatch):
-    import diffucode.models
+    import diffucode.bundled
 
-    monkeypatch.setattr(diffucode.models, "default_model_path", lambda: None)
+    monkeypatch.setattr(diffucode.bundled, "bundled_model_path", lambda name="nano": None)
     rec, err = _json(capsys, ["--max-new-tokens", "4", "--json", "x"])
     assert rec["model"] == "tiny-untrained"
     assert "no bundled model" in err and "UNTRAINED" in err
@@ -128,3 +128,33 @@ def test_block_opener_newline_is_applied_by_the_cli_unless_raw(capsys):
         return json.loads(capsys.readouterr().out)["prompt_tokens"]
 
     assert prompt_tokens() == prompt_tokens("--raw-prompt") + 1  # the tiny tokenizer: one token per character
+
+
+@pytest.mark.parametrize("argv", [["generate", "--help"], ["generate", "--steps", "0", "x"],
+                                  ["generate", "--cache", "bogus", "x"], ["generate", "--top-p", "2", "x"]])
+def test_help_and_argument_errors_import_no_torch(argv):
+    # checked before torch is imported or a model loaded: instant, not seconds
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom diffucode.cli import main\n"
+            "try:\n    rc = main(sys.argv[1:])\nexcept SystemExit as e:\n    rc = e.code\n"
+            "print('TORCH', 'torch' in sys.modules, 'RC', rc)")
+    proc = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True)
+    assert "TORCH False" in proc.stdout, proc.stdout + proc.stderr
+    assert ("RC 0" in proc.stdout) == (argv[-1] == "--help")
+
+
+def test_progress_counts_forward_passes():
+    from diffucode.models import build_tiny_model
+    from diffucode.recipes.generate import _Progress
+    from diffucode.sampling import GenerationConfig, generate
+
+    model, tok = build_tiny_model()
+    ids = tok("def f(x):", return_tensors="pt").input_ids
+    progress = _Progress(model, enabled=True)
+    out = generate(model, ids, config=GenerationConfig(max_new_tokens=8, early_exit=False))
+    assert progress.bar.n == out.nfe > 0
+    progress.close()
+    generate(model, ids, config=GenerationConfig(max_new_tokens=4))
+    assert progress.bar.n == out.nfe  # the hook is gone

@@ -9,6 +9,7 @@ subcommand's heavy imports (torch, transformers) happen only when it runs.
 
 from __future__ import annotations
 
+import os
 import sys
 
 from diffucode import __version__
@@ -85,9 +86,17 @@ def main(argv: list[str] | None = None) -> int:
     if name not in COMMANDS:
         print(f"diffucode: unknown command '{name}'\n\n{usage()}", file=sys.stderr)
         return 2
+    from diffucode.errors import UserError
+
+    # transformers' per-load "Loading weights" bar says nothing a user needs, on every command;
+    # read by huggingface_hub when transformers is first imported (an explicit setting wins)
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     module = COMMANDS[name][1]()
     try:
         return int(module.main(rest) or 0)
+    except UserError as e:  # every fixable mistake (path, flag, config, checkpoint): one line, no traceback
+        print(f"diffucode {name}: error: {e}", file=sys.stderr)
+        return e.exit_code
     except KeyboardInterrupt:
         print("diffucode: interrupted", file=sys.stderr)
         return 130

@@ -22,10 +22,12 @@ from typing import Any, Literal, Sequence, TypeVar, Union, get_args, get_origin
 
 import yaml
 
+from diffucode.errors import UserError
+
 T = TypeVar("T")
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """A config key or value is wrong; the message names the key and where it came from."""
 
 
@@ -252,12 +254,18 @@ def config_command(
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="examples:\n" + "".join(f"  {line}\n" for line in examples) + "\n" + format_config_help(cls),
     )
-    parser.add_argument("--config", required=False, help=f"YAML config (e.g. {config_example})")
+    parser.add_argument("--config", required=False,
+                        help=f"YAML config file (e.g. {config_example}), or the name of a shipped one "
+                             f"(e.g. {Path(config_example).with_suffix('').as_posix().removeprefix('configs/')})")
     parser.add_argument("overrides", nargs="*", help=f"dotted key=value overrides, e.g. {overrides_example}")
     parser.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
     args = parser.parse_args(argv)
     if args.config is None and not args.overrides:
         parser.error("give --config FILE (and/or key=value overrides)")
+    if args.config is not None:  # a file, or the name of a shipped config (nano/01_ar)
+        from diffucode.shipped_configs import resolve_config_arg
+
+        args.config = str(resolve_config_arg(args.config))
     try:
         cfg = load_config(cls, args.config, args.overrides)
     except ConfigError as e:

@@ -156,3 +156,17 @@ def test_shipped_eval_configs_validate():
         cfg = load_config(EvalConfig, f)
         pytest.importorskip("diffucode.sampling")
         cfg.decoding.generation_config()  # the engine accepts the decoding settings
+
+
+@pytest.mark.parametrize("bad, what", [('{"task_id": "HumanEval/2", "solut', "not valid JSON"),
+                                       ('["HumanEval/2", "x"]', "expected a JSON object")])
+def test_execution_only_refuses_a_broken_line_with_file_and_line(tmp_path, capsys, bad, what):
+    # skipping it would score pass@k over fewer samples than the user wrote, without a word
+    good = [json.dumps(r) for r in _canonical(IDS)]
+    samples = tmp_path / "s.jsonl"
+    samples.write_text("\n".join(good[:2] + [bad] + good[2:]) + "\n")
+    out = tmp_path / "out"
+    assert _run("--benchmark", "humaneval", "--execution-only", "--samples", str(samples), "--output", str(out)) == 2
+    err = capsys.readouterr().err
+    assert f"{samples}, line 3: {what}" in err
+    assert not (out / "results.json").exists()

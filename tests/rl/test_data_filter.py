@@ -100,3 +100,23 @@ def test_filter_command(tmp_path, capsys):
     _write(rates, [{"id": "easy", "pass_rates": [1.0, 0.5]}])
     assert main(["filter", "--prompts", str(prompts), "--pass-rates", str(rates), "--out", str(out)]) == 2
     assert "no pass rates for 4 prompts" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("prompt_ids, rate_ids", [
+    ([10, 11, 12], [10, 11, 12]),          # integers on both sides (the ids were compared as "10" vs 10)
+    ([10, 11, 12], ["10", "11", "12"]),    # a tool that wrote them as strings
+    (["10", "11", "12"], [10.0, 11, 12]),  # or as floats
+])
+def test_filter_ids_compare_by_value(tmp_path, capsys, prompt_ids, rate_ids):
+    from diffucode.recipes.rl import main
+
+    prompts = _write(tmp_path / "p.jsonl", [{"id": k, "question": f"q {k}", "test_cases": ["assert True"]}
+                                            for k in prompt_ids])
+    rates = _write(tmp_path / "r.jsonl", [{"id": rate_ids[0], "pass_rates": [1.0, 1.0]},
+                                          {"id": rate_ids[1], "pass_rates": [0.0, 1.0]},
+                                          {"id": rate_ids[2], "pass_rates": [0.0, 0.0]}])
+    out = tmp_path / "hard.jsonl"
+    assert main(["filter", "--prompts", str(prompts), "--pass-rates", str(rates), "--out", str(out),
+                 "--mean-quantile", "0.7", "--spread-quantile", "0.4"]) == 0, capsys.readouterr().err
+    # the kept record is the prompts file's own, id type included
+    assert [json.loads(line)["id"] for line in out.read_text().splitlines()] == [prompt_ids[1]]

@@ -171,12 +171,15 @@ def arness_sweep(
 
     end_ids = {i for i in (getattr(model, "eos_token_id", None), tok.eos_token_id, tok.pad_token_id) if i is not None}
     settings = [(a, t) for a in cfg.algs for t in cfg.temperatures]
-    if progress:
+    bar = None
+    if progress:  # ticks once per decoded sample (a setting can take minutes)
         from tqdm import tqdm
 
-        settings = tqdm(settings, desc="AR-ness sweep", unit="setting")
+        bar = tqdm(total=len(settings) * len(rows) * cfg.num_samples, desc="AR-ness sweep", unit=" samples")
     points = []
     for si, (alg, temp) in enumerate(settings):
+        if bar is not None:
+            bar.set_postfix_str(f"{alg} T={temp:g} ({si + 1}/{len(settings)})")
         curves: list[dict] = []
         multi: list[int] = []
         to_check: list[tuple[dict, str]] = []
@@ -194,6 +197,8 @@ def arness_sweep(
             with torch.no_grad():
                 out = generate(model, ids.to(model.device), attention_mask=am.to(model.device), config=gcfg)
             nfe += int(out.nfe)
+            if bar is not None:
+                bar.update(ids.shape[0] * cfg.num_samples)
             orders, m = decode_orders(out, cfg.ties, seed)
             multi += m
             curves += [arness_curve(o, cfg.ks) for o in orders]
@@ -227,4 +232,6 @@ def arness_sweep(
         if keep_completions:
             point["completions"] = completions
         points.append(point)
+    if bar is not None:
+        bar.close()
     return {"config": asdict(cfg), "points": points, "pass_at_1_note": note}

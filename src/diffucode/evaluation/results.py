@@ -149,12 +149,28 @@ def latest_by_key(records: Iterable[dict], key=("task_id", "sample_idx")) -> dic
     return out
 
 
-def load_samples(path: str | Path, tasks: dict[str, Task] | None = None) -> list[dict]:
+def _refuse_broken_lines(path: Path) -> None:
+    """Raise naming the first line of ``path`` that is not a JSON object."""
+    for n, line in enumerate(path.read_bytes().decode("utf-8", errors="replace").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"--samples {path}, line {n}: not valid JSON ({e.msg}); fix or delete the line") from None
+        if not isinstance(rec, dict):
+            raise ValueError(f"--samples {path}, line {n}: expected a JSON object, got {type(rec).__name__}")
+
+
+def load_samples(path: str | Path, tasks: dict[str, Task] | None = None, strict: bool = True) -> list[dict]:
     """Samples from ``path`` (ours or any EvalPlus-format file), deduplicated, in file order.
 
     A record needs ``task_id`` and ``solution`` (a whole program), or ``completion`` (then the
     solution is the task's prompt + completion, as EvalPlus does). Missing ``sample_idx``
-    values are numbered per task in file order.
+    values are numbered per task in file order. A line that is not a JSON object is an error
+    naming ``file:line`` (skipping it would compute pass@k over fewer samples without a word);
+    ``strict=False`` skips such lines, for the run's own file, where they are torn writes of an
+    interrupted generation that the resumed run wrote again.
     """
     path = Path(path)
     if not path.is_file():
@@ -162,6 +178,8 @@ def load_samples(path: str | Path, tasks: dict[str, Task] | None = None) -> list
     with open(path, "rb") as f:
         if b"\0" in f.read(8192):
             raise ValueError(f"--samples {path}: not a JSONL text file (it contains NUL bytes)")
+    if strict:
+        _refuse_broken_lines(path)
     counters: dict[str, int] = {}
     out = []
     for n, rec in read_jsonl_lines(path):

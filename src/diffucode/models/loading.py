@@ -35,6 +35,8 @@ from typing import Any
 
 import torch
 
+from diffucode.bundled import bundled_model_path, resolve_model_path
+from diffucode.errors import UserError
 from diffucode.models.attention import ATTENTION_MODES
 from diffucode.models.diffusion_lm import DiffusionLM
 from diffucode.models.tokenizer import build_tiny_tokenizer, ensure_mask_token, load_tokenizer
@@ -66,20 +68,27 @@ _QWEN2_KEYS = (
 _BLOCK_LEN_KEYS = ("diffusion_block_len", "block_length", "block_len", "block_size")
 
 
-class CheckpointError(ValueError):
+class CheckpointError(UserError, ValueError):
     """A checkpoint directory is missing, malformed, or does not match its config."""
 
 
 def _read_config(path: Path) -> dict:
     if not path.exists():
-        raise CheckpointError(f"model path does not exist: {path}")
+        from diffucode.bundled import missing_model_hint
+
+        raise CheckpointError(f"model path does not exist: {path} ({missing_model_hint(path)})")
+    if not path.is_dir():
+        raise CheckpointError(f"{path}: is a file, not a model directory (config.json + weights + tokenizer)")
     cfg_file = path / "config.json"
     if not cfg_file.is_file():
         raise CheckpointError(f"{path}: no config.json (is this a Hugging Face model directory?)")
     try:
-        return json.loads(cfg_file.read_text())
-    except json.JSONDecodeError as e:
+        cfg = json.loads(cfg_file.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise CheckpointError(f"{cfg_file}: not valid JSON: {e}") from e
+    if not isinstance(cfg, dict):
+        raise CheckpointError(f"{cfg_file}: expected a JSON object, got {type(cfg).__name__}")
+    return cfg
 
 
 STABLE_DIFFCODER_BLOCK_LEN = 4  # fixed in the release's code, absent from its config
@@ -231,6 +240,7 @@ def load_model(
     verbose: bool = True,
 ) -> tuple[DiffusionLM, Any]:
     """Load any supported checkpoint directory as a :class:`DiffusionLM` plus its tokenizer.
+    ``path`` may also name a bundled model: ``"nano"`` (block diffusion) or ``"nano-mdm"`` (bidirectional).
 
     ``attention`` / ``shift`` / ``block_len`` / ``mask_token`` override what the checkpoint
     implies (for adapting a causal LM these are the choice of recipe; for a release the loader
@@ -239,7 +249,7 @@ def load_model(
     detected and why (also kept as ``model.detection``). Nothing is ever written to stdout, and
     no code shipped with the checkpoint is run.
     """
-    path = Path(path)
+    path = resolve_model_path(path)  # "nano", "nano-mdm": the bundled models
     cfg = _read_config(path)
     if isinstance(dtype, str):
         dtype = getattr(torch, dtype)
@@ -420,5 +430,4 @@ def build_tiny_model(
 
 def default_model_path() -> Path | None:
     """The bundled model shipped inside the package, or None if this install has none."""
-    here = Path(__file__).resolve().parent.parent / "assets" / "diffucoder-nano"
-    return here if (here / "config.json").is_file() else None
+    return bundled_model_path()

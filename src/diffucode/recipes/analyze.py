@@ -27,6 +27,8 @@ import json
 import sys
 from pathlib import Path
 
+from diffucode.errors import check_output_dir, check_output_file
+
 ALGS = ("origin", "maskgit_plus", "topk_margin", "entropy", "low_confidence", "random")
 
 
@@ -50,7 +52,7 @@ def _names(text: str) -> list[str]:
 
 def _add_model_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("model")
-    g.add_argument("--model", help="checkpoint directory (default: the bundled model, if installed)")
+    g.add_argument("--model", help="checkpoint directory or a bundled model (nano, nano-mdm); default: nano")
     g.add_argument("--tiny", action="store_true", help="use an untrained tiny model (smoke runs; results mean nothing)")
     g.add_argument("--device", default=None, help="cpu / cuda / cuda:1 (default: cuda if available)")
     g.add_argument("--dtype", default=None, choices=["float32", "bfloat16", "float16"], help="model dtype")
@@ -89,7 +91,7 @@ def _build_parser() -> argparse.ArgumentParser:
     g.add_argument("--temperatures", type=_floats, help="comma-separated, e.g. 0.2,0.6,1.0,1.2")
     g.add_argument("--algs", type=_names, help=f"comma-separated remasking rules from {','.join(ALGS)}")
     g.add_argument("--ks", type=_ints, help="comma-separated k values, e.g. 1,2,4,8")
-    g.add_argument("--max-new-tokens", type=int, help="completion length (default 256)")
+    g.add_argument("--max-new-tokens", type=int, help="completion length (default 256; 256 fits HumanEval/MBPP solutions and is what published diffusion-LM pass@k figures use, while `diffucode generate` defaults to the model's own recommended length (64 for the bundled nano models))")
     g.add_argument("--steps", type=int, help="decoding steps (default: max-new-tokens, one token per step)")
     g.add_argument("--alg-temp", type=float, help="randomness of the position choice (default 0)")
     g.add_argument("--top-p", type=float, help="nucleus sampling (default 0.95)")
@@ -115,7 +117,7 @@ def _build_parser() -> argparse.ArgumentParser:
     _add_model_args(s)
     _add_prompt_args(s)
     s.add_argument("--prompt", action="append", help="a prompt text (repeatable; instead of --benchmark)")
-    s.add_argument("--max-new-tokens", type=int, default=256, help="completion length L (default 256)")
+    s.add_argument("--max-new-tokens", type=int, default=256, help="completion length L (default 256, as arness and eval)")
     s.add_argument("--batch-size", type=int, default=8, help="prompts per forward pass (default 8)")
     s.add_argument("--per-prompt", action="store_true", help="also store every prompt's curve in sink.json")
     s.add_argument("--output", required=True, help="output directory")
@@ -144,11 +146,13 @@ def _build_parser() -> argparse.ArgumentParser:
 
 
 def _load_model(args: argparse.Namespace):
+    from diffucode.errors import resolve_device
+
+    device = resolve_device(args.device)
     import torch
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     if args.tiny:
         if args.model:
             raise SystemExit("diffucode analyze: give --model or --tiny, not both")
@@ -157,17 +161,16 @@ def _load_model(args: argparse.Namespace):
         model, tok = build_tiny_model()
         model.to(device)
         return model, tok, "tiny (untrained)"
+    from diffucode.bundled import resolve_model_path
     from diffucode.models import default_model_path, load_model
 
-    path = args.model or default_model_path()
+    path = resolve_model_path(args.model) if args.model else default_model_path()
     if path is None:
         raise SystemExit("diffucode analyze: no --model given and this install has no bundled model (try --tiny)")
-    if not Path(path).is_dir():
-        raise SystemExit(f"diffucode analyze: --model {path}: no such directory")
     from diffucode.recipes.model_flags import model_overrides
 
     model, tok = load_model(path, dtype=args.dtype, device=device, **model_overrides(args))
-    return model, tok, str(path)
+    return model, tok, str(args.model or path)
 
 
 def _tasks(args: argparse.Namespace) -> list[dict]:
@@ -202,6 +205,7 @@ def _run_arness(args: argparse.Namespace) -> int:
         return 2
     _need_engine()
     tasks = _tasks(args)
+    check_output_dir(args.output, "--output")
     model, tok, model_name = _load_model(args)
     out_dir = Path(args.output)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -243,6 +247,7 @@ def _run_sink(args: argparse.Namespace) -> int:
     except ValueError as e:
         print(f"diffucode analyze sink: {e}", file=sys.stderr)
         return 2
+    check_output_dir(args.output, "--output")
     model, tok, model_name = _load_model(args)
     out_dir = Path(args.output)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -293,6 +298,9 @@ def _run_replay(args: argparse.Namespace) -> int:
     except ValueError as e:  # ConfigError names the flag
         print(f"diffucode analyze replay: {e}", file=sys.stderr)
         return 2
+    check_output_file(args.output, "--output")
+    if args.heatmap and args.heatmap.lower() != "none":
+        check_output_file(args.heatmap, "--heatmap")
     model, tok, model_name = _load_model(args)
     trace = trace_completion(model, tok, prompt, gcfg, chat=args.chat, keep_special=args.keep_special)
     if not trace.tokens:

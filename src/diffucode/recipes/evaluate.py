@@ -31,6 +31,7 @@ from typing import Literal
 
 from diffucode.config import ConfigError, config_to_dict, load_config, save_config
 from diffucode.recipes.model_flags import add_model_override_flags, model_overrides
+from diffucode.errors import check_output_dir
 
 BENCHMARK_NAMES = ("humaneval", "mbpp", "humaneval_plus", "mbpp_plus", "synthetic")
 ALGS = ("origin", "maskgit_plus", "topk_margin", "entropy", "low_confidence", "random")
@@ -160,7 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--limit", type=int, default=S, help="only the first N tasks")
     b.add_argument("--task-ids", type=lambda s: [x for x in s.split(",") if x], default=S, help="comma-separated ids")
     m = p.add_argument_group("model")
-    m.add_argument("--model", default=S, help="model directory (default: the bundled model)")
+    m.add_argument("--model", default=S, help="model directory or a bundled model (nano, nano-mdm); default: nano")
     m.add_argument("--tiny", action="store_true", default=S, help="UNTRAINED tiny model (smoke tests)")
     m.add_argument("--device", default=S, help="cpu / cuda (default: cuda if available)")
     m.add_argument("--dtype", choices=["auto", "float32", "bfloat16", "float16"], default=S, help="weights dtype")
@@ -187,7 +188,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "(apt-get install bubblewrap gives the sandbox)")
     r.add_argument("--no-progress", dest="progress", action="store_false", default=S, help="no progress bars")
     d = p.add_argument_group("decoding (GenerationConfig)")
-    d.add_argument("--max-new-tokens", type=int, default=S, help="completion length (default 256)")
+    d.add_argument("--max-new-tokens", type=int, default=S,
+                   help="completion length (default 256; 256 fits HumanEval/MBPP solutions and is what published diffusion-LM pass@k figures use, while `diffucode generate` defaults to the model's own recommended length (64 for the bundled nano models))")
     d.add_argument("--steps", type=int, default=S, help="denoising steps (default: max-new-tokens)")
     d.add_argument("--alg", choices=ALGS, default=S, help="unmasking algorithm (default entropy)")
     d.add_argument("--alg-temp", type=float, default=S, help="reveal-order temperature (default 0)")
@@ -231,26 +233,27 @@ def _say(msg: str) -> None:
 
 
 def _load_model(cfg: EvalConfig):
+    from diffucode.errors import resolve_device
+
+    device = resolve_device(cfg.device)
     import torch
 
+    from diffucode.bundled import resolve_model_path
     from diffucode.models import build_tiny_model, default_model_path, load_model
 
-    device = cfg.device or ("cuda" if torch.cuda.is_available() else "cpu")
     if device == "cpu":
         torch.set_num_threads(max(1, min(torch.get_num_threads(), 4)))
     if cfg.tiny:
         _say(UNTRAINED_WARNING)
         model, tok = build_tiny_model()
         return model.to(device).eval(), tok, "tiny-untrained"
-    path = cfg.model or default_model_path()
+    path = resolve_model_path(cfg.model) if cfg.model else default_model_path()
     if path is None:
         raise ConfigError("--model: no model given and no bundled model is installed (diffucode.models."
                           "default_model_path() is None); pass --model PATH, or --tiny for a smoke test")
-    if not Path(path).exists():
-        raise ConfigError(f"--model {path}: no such directory")
     dtype = None if cfg.dtype == "auto" else cfg.dtype
     model, tok = load_model(path, dtype=dtype, device=device, **model_overrides(cfg))
-    return model.eval(), tok, str(path)
+    return model.eval(), tok, str(cfg.model or path)
 
 
 def _task_digest(tasks) -> str:
@@ -434,6 +437,7 @@ def _main(parser, args) -> int:
         except SandboxUnavailableError as e:
             raise ConfigError(str(e)) from e
     out_dir = Path(cfg.output or f"runs/eval/{cfg.benchmark}")
+    check_output_dir(out_dir, "--output")
     try:
         tasks = load_benchmark(cfg.benchmark, cfg.data_file, split=cfg.split, limit=cfg.limit,
                                task_ids=cfg.task_ids)
@@ -473,7 +477,8 @@ def _run_locked(cfg: EvalConfig, tasks, by_id, samples_path: Path, out_dir: Path
             meta = json.loads((out_dir / "generation.json").read_text())
 
     try:
-        samples = load_samples(samples_path, by_id)
+        # a user's file must be whole; the run's own may hold torn lines of an interrupted write
+        samples = load_samples(samples_path, by_id, strict=cfg.samples is not None)
     except (FileNotFoundError, ValueError) as e:
         raise ConfigError(str(e)) from e
     foreign = sorted({s["task_id"] for s in samples} - set(by_id))

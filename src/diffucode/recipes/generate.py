@@ -21,8 +21,8 @@ import time
 from pathlib import Path
 
 from diffucode.recipes.model_flags import add_model_override_flags, model_overrides
+from diffucode.sampling.algorithms import ALGORITHMS
 from diffucode.sampling.presets import PRESETS, describe, preset_fields
-from diffucode.sampling.remasking import ALGORITHMS
 
 UNTRAINED_WARNING = "warning: UNTRAINED tiny model: output is random (pass --model PATH for a trained one)"
 
@@ -49,7 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
                           "block, such as 'def f(x):', gets the newline that starts the body)")
 
     mdl = p.add_argument_group("model")
-    mdl.add_argument("--model", type=Path, help="model directory (default: the bundled model, else an untrained tiny model)")
+    mdl.add_argument("--model", help="model directory, or a bundled model: nano (block diffusion, the default) or nano-mdm "
+                                   "(bidirectional: --suffix infilling, --cache prefix/dual)")
     mdl.add_argument("--tiny", action="store_true", help="use an UNTRAINED tiny model (random output; for smoke tests)")
     mdl.add_argument("--device", default=None, help="cpu / cuda / cuda:1 (default: cuda if available)")
     mdl.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"], help="weights dtype")
@@ -61,7 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
                           "see the list below and the README table")
     dec.add_argument("--max-new-tokens", type=int, default=None,
                      help="completion length (number of masks); default: the model's recommended length "
-                          "(config key diffucode_max_new_tokens; the bundled model: 64), else 256")
+                          "(config key diffucode_max_new_tokens; the bundled models: 64, the length they were tuned "
+                          "on), else 256, the default of eval / analyze (HumanEval-length solutions)")
     dec.add_argument("--steps", type=int, default=None, help="denoising steps (default: max-new-tokens, one token per step)")
     dec.add_argument("--alg", default="entropy", choices=ALGORITHMS, help="unmasking algorithm")
     dec.add_argument("--alg-temp", type=float, default=0.0, help="randomise which positions are revealed (Dream's alg_temp)")
@@ -153,24 +155,70 @@ def _read_prompt(args, parser) -> str:
     parser.error("no prompt: pass --prompt TEXT, --prompt-file PATH, a positional PROMPT, or pipe text on stdin")
 
 
-def _load(args):
-    import torch
+def _model_path(args):
+    """The model directory to load (None: the untrained tiny model), resolved without torch."""
+    from diffucode.bundled import bundled_model_path, resolve_model_path
 
-    from diffucode.models import build_tiny_model, default_model_path, load_model
+    if args.tiny:
+        return None
+    if args.model is not None:
+        return resolve_model_path(args.model)  # "nano", "nano-mdm" or a directory
+    path = bundled_model_path()
+    if path is None:
+        print("note: no --model given and no bundled model installed", file=sys.stderr)
+    return path
 
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    path = args.model
-    if path is None and not args.tiny:
-        path = default_model_path()
-    if args.tiny or path is None:
-        if path is None and not args.tiny:
-            print("note: no --model given and no bundled model installed", file=sys.stderr)
+
+def _recommended_length(path) -> int:
+    """The model's own completion length (config key diffucode_max_new_tokens), else 256; read from
+    config.json without loading anything (a broken file is reported by the loader)."""
+    if path is not None:
+        try:
+            cfg = json.loads((Path(path) / "config.json").read_text())
+            n = cfg.get("diffucode_max_new_tokens") if isinstance(cfg, dict) else None
+            if isinstance(n, int) and n > 0:
+                return n
+        except (OSError, ValueError):
+            pass
+    return 256
+
+
+def _load(args, path):
+    from diffucode.errors import resolve_device
+
+    device = resolve_device(args.device)
+    from diffucode.models import build_tiny_model, load_model
+
+    if path is None:
         print(UNTRAINED_WARNING, file=sys.stderr)
         model, tok = build_tiny_model()
         return model.to(device), tok, "tiny-untrained"
     dtype = None if args.dtype == "auto" else args.dtype
     model, tok = load_model(path, dtype=dtype, device=device, **model_overrides(args))
-    return model, tok, str(path)
+    return model, tok, str(args.model if args.model is not None else path)
+
+
+class _Progress:
+    """A forward-pass counter on stderr while decoding, only when stderr is a terminal (a hook on
+    the model: the engine needs no knowledge of it)."""
+
+    def __init__(self, model, enabled: bool):
+        self.bar = self.handle = None
+        if not enabled:
+            return
+        from tqdm.auto import tqdm
+
+        self.bar = tqdm(desc="decoding", unit=" forward passes", file=sys.stderr, leave=False, dynamic_ncols=True)
+        self.handle = model.register_forward_hook(self._tick)
+
+    def _tick(self, *_) -> None:  # a forward hook: returning None keeps the model's output
+        self.bar.update(1)
+
+    def close(self) -> None:
+        if self.handle is not None:
+            self.handle.remove()
+        if self.bar is not None:
+            self.bar.close()
 
 
 def _completion_ids(row, prompt_len: int, end_ids: set[int]) -> list[int]:
@@ -203,6 +251,8 @@ def _show_steps(history, tok, mask_id: int, prompt_text: str, delay: float, stre
         return pieces[t]
 
     frames = [h[0].tolist() for h in history]
+    while len(frames) > 1 and frames[-1] == frames[-2]:
+        frames.pop()
     total = len(frames)
     if stream.isatty():
         from rich.console import Console
@@ -239,6 +289,13 @@ def _show_steps(history, tok, mask_id: int, prompt_text: str, delay: float, stre
     stream.flush()
 
 
+def _isatty(stream) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError, OSError):
+        return False
+
+
 def main(argv: list[str]) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -247,23 +304,13 @@ def main(argv: list[str]) -> int:
         parser.error("the prompt is empty: a diffusion model needs at least one prompt token")
 
     from diffucode.config import ConfigError
-    from diffucode.sampling import GenerationConfig, generate
+    from diffucode.sampling import GenerationConfig
 
-    model, tok, model_name = _load(args)
+    # Everything that can be checked without the model is checked before torch is imported.
+    path = _model_path(args)
     if args.max_new_tokens is None:  # small models trained on short contexts recommend their own length
-        args.max_new_tokens = int(getattr(model.config, "diffucode_max_new_tokens", None) or 256)
+        args.max_new_tokens = _recommended_length(path)
     stop_ids: list[int] = []
-    if not (args.chat or args.raw_prompt or args.suffix is not None):
-        prompt = complete_block_opener(prompt)
-    text = prompt
-    if args.chat:
-        if not getattr(tok, "chat_template", None):
-            print(f"diffucode generate: error: --chat: the tokenizer of {model_name} has no chat template", file=sys.stderr)
-            return 2
-        text = tok.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True)
-        im_end = tok.convert_tokens_to_ids("<|im_end|>")
-        if isinstance(im_end, int) and im_end != tok.unk_token_id:
-            stop_ids.append(im_end)
     try:
         decoding = dict(
             max_new_tokens=args.max_new_tokens, steps=args.steps, alg=args.alg, alg_temp=args.alg_temp,
@@ -283,6 +330,22 @@ def main(argv: list[str]) -> int:
         print(f"diffucode generate: error: {e}", file=sys.stderr)
         return 2
 
+    model, tok, model_name = _load(args, path)
+    if not (args.chat or args.raw_prompt or args.suffix is not None):
+        prompt = complete_block_opener(prompt)
+    text = prompt
+    if args.chat:
+        if not getattr(tok, "chat_template", None):
+            print(f"diffucode generate: error: --chat: the tokenizer of {model_name} has no chat template", file=sys.stderr)
+            return 2
+        text = tok.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True)
+        im_end = tok.convert_tokens_to_ids("<|im_end|>")
+        if isinstance(im_end, int) and im_end != tok.unk_token_id:
+            stop_ids.append(im_end)
+            import dataclasses
+
+            cfg = dataclasses.replace(cfg, stop_token_ids=list(stop_ids))
+
     import torch
 
     ids = tok(text, return_tensors="pt").input_ids.to(model.device)  # [1, P]
@@ -291,18 +354,26 @@ def main(argv: list[str]) -> int:
     suffix = None
     if args.suffix is not None:
         suffix = tok(args.suffix, add_special_tokens=False, return_tensors="pt").input_ids.to(model.device)
+    from diffucode.sampling import generate
+
     t0 = time.perf_counter()
+    progress = _Progress(model, enabled=_isatty(sys.stderr) and not args.show_steps)
     try:
         out = generate(model, ids, config=cfg, suffix_ids=suffix)
     except (ConfigError, ValueError) as e:
         print(f"diffucode generate: error: {e}", file=sys.stderr)
         return 2
+    finally:
+        progress.close()
     if model.device.type == "cuda":
         torch.cuda.synchronize()
     seconds = time.perf_counter() - t0
 
     if args.show_steps:
-        _show_steps(out.history, tok, model.mask_token_id, text, args.delay, sys.stderr if args.json else sys.stdout)
+        # the engine's last frame may still hold masks after an early exit at the end token (they
+        # become padding in the output): end on the canvas as returned
+        frames = list(out.history) + [out.sequences[:, out.prompt_len:].cpu()]
+        _show_steps(frames, tok, model.mask_token_id, text, args.delay, sys.stderr if args.json else sys.stdout)
 
     end_ids = {t for t in (model.eos_token_id, model.pad_token_id, *stop_ids) if t is not None} if cfg.stop_at_eos else set()
     P = out.prompt_len

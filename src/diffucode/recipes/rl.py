@@ -442,9 +442,6 @@ def _train_rl(
 
     resume_from = prepare_output_dir(cfg.output_dir, cfg.resume, cfg.overwrite, accelerator,
                                      lambda msg: _log(accelerator, msg))
-    if accelerator.is_main_process:
-        save_config(cfg, out / "config.yaml")
-
     # -- model, reference, data -----------------------------------------------------------------
     model, tok = _build_model(cfg)
     _disable_dropout(model)
@@ -456,6 +453,8 @@ def _train_rl(
         ref = copy.deepcopy(model).eval().requires_grad_(False)
     base_dir = Path(config_path).resolve().parent if config_path else None
     records = _load_records(cfg, base_dir)
+    if accelerator.is_main_process:  # only once model and prompts loaded: a failed start writes nothing
+        save_config(cfg, out / "config.yaml")
     if "code" in cfg.reward.funcs and reward_funcs is None:
         no_tests = sum(1 for r in records if not r.get("test_cases"))
         if no_tests:
@@ -728,30 +727,31 @@ def _filter_main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
 
     from diffucode.rl.data import DataError, load_prompts, write_jsonl
-    from diffucode.rl.filter import read_pass_rates, select_hard_prompts
+    from diffucode.rl.filter import id_key, read_pass_rates, select_hard_prompts
 
     try:
         records = load_prompts(args.prompts)
         if args.pass_rates:
-            rates, _ = read_pass_rates(args.pass_rates)
-            missing = [r["id"] for r in records if r["id"] not in rates]
+            rates, _ = read_pass_rates(args.pass_rates)  # keyed by id_key: ids compare by value
+            missing = [r["id"] for r in records if id_key(r["id"]) not in rates]
             if missing:
                 raise DataError(f"{args.pass_rates}: no pass rates for {len(missing)} prompts (first: {missing[0]!r})")
-            rates = {r["id"]: rates[r["id"]] for r in records}
+            rates = {id_key(r["id"]): rates[id_key(r["id"])] for r in records}
         else:
             if len(args.models) < 2:
                 parser.error("--models: the spread criterion needs at least two reference models")
-            rates = measure_pass_rates(records, args.models, args)
+            rates = {id_key(k): v for k, v in measure_pass_rates(records, args.models, args).items()}
             if args.rates_out:
                 names = [Path(m).name or m for m in args.models]
                 if len(set(names)) != len(names):
                     names = list(args.models)
-                write_jsonl([{"id": pid, "pass_rates": dict(zip(names, v))} for pid, v in rates.items()], args.rates_out)
+                write_jsonl([{"id": r["id"], "pass_rates": dict(zip(names, rates[id_key(r["id"])]))} for r in records],
+                            args.rates_out)
         keep = set(select_hard_prompts(rates, args.mean_quantile, args.spread_quantile))
     except (DataError, ValueError) as e:
         print(f"diffucode rl filter: {e}", file=sys.stderr)
         return 2
-    kept = [r for r in records if r["id"] in keep]
+    kept = [r for r in records if id_key(r["id"]) in keep]
     write_jsonl(kept, args.out)
     print(f"diffucode rl filter: kept {len(kept)} of {len(records)} prompts -> {args.out}", file=sys.stderr)
     return 0
@@ -823,13 +823,17 @@ def main(argv: list[str]) -> int:
     if isinstance(parsed, int):
         return parsed
     cfg, args = parsed
+    from diffucode.errors import UserError, check_output_dir
     from diffucode.fileio import OutOfSpaceError, RunDirLockedError
     from diffucode.rl.data import DataError
+    from diffucode.shipped_configs import check_init_from
     from diffucode.training.checkpoint import CheckpointError
 
     try:
+        check_output_dir(cfg.output_dir, "output_dir")
+        check_init_from(cfg.model.init_from)
         result = train_rl(cfg, config_path=args.config)
-    except (ConfigError, DataError) as e:
+    except (UserError, DataError) as e:
         print(f"diffucode rl: {e}", file=sys.stderr)
         return 2
     except (CheckpointError, OutOfSpaceError, RunDirLockedError) as e:  # faults of the run directory: one line

@@ -210,9 +210,6 @@ def _train_locked(cfg: TrainConfig, config_path, accelerator, world: int, accum:
     out = Path(cfg.output_dir)
     resume_from = prepare_output_dir(cfg.output_dir, cfg.resume, cfg.overwrite, accelerator,
                                      lambda msg: _log(accelerator, msg))
-    if accelerator.is_main_process:
-        save_config(cfg, out / "config.yaml")
-
     # -- model, tokenizer, objective, data ---------------------------------------------------
     model, tok = _build_model(cfg)
     peft_model = _apply_lora(cfg, model)
@@ -223,6 +220,8 @@ def _train_locked(cfg: TrainConfig, config_path, accelerator, world: int, accum:
     objective = build_objective(objective_name, cfg.diffusion, cfg.seed, model)
     base_dir = Path(config_path).resolve().parent if config_path else None
     train_src, eval_src, data_info = _build_data(cfg, tok, model, base_dir, objective_name)
+    if accelerator.is_main_process:  # only once model and data loaded: a failed start writes nothing
+        save_config(cfg, out / "config.yaml")
     plan = BatchPlan(len(train_src), cfg.batch_size, cfg.micro_batch_size, world, accelerator.process_index,
                      cfg.seed, cfg.data.shuffle)
 
@@ -395,12 +394,17 @@ def main(argv: list[str]) -> int:
     if isinstance(parsed, int):
         return parsed
     cfg, args = parsed
+    from diffucode.errors import UserError, check_output_dir
     from diffucode.fileio import OutOfSpaceError, RunDirLockedError
+    from diffucode.shipped_configs import check_init_from
     from diffucode.training.checkpoint import CheckpointError
 
     try:
+        # the mistakes that need no model: refused before torch is imported
+        check_output_dir(cfg.output_dir, "output_dir")
+        check_init_from(cfg.model.init_from)
         result = train(cfg, config_path=args.config)
-    except ConfigError as e:
+    except UserError as e:  # ConfigError, CheckpointError (init_from is not a model), ...
         print(f"diffucode train: {e}", file=sys.stderr)
         return 2
     except (CheckpointError, OutOfSpaceError, RunDirLockedError) as e:  # faults of the run directory: one line

@@ -33,6 +33,19 @@ from diffucode.data.jsonl import iter_jsonl
 from diffucode.rl.data import DataError
 
 
+def id_key(pid) -> str:
+    """A prompt id as compared across files: by value, whatever its JSON type (10, 10.0 and "10"
+    are the same prompt; a prompts file and a pass-rate file written by different tools often
+    disagree on the type)."""
+    if isinstance(pid, float) and pid.is_integer():
+        return str(int(pid))
+    if isinstance(pid, (dict, list)):
+        import json
+
+        return json.dumps(pid, sort_keys=True)
+    return str(pid)
+
+
 def mean_and_spread(rates: Sequence[float]) -> tuple[float, float]:
     """Mean and population standard deviation of one prompt's per-model pass rates."""
     n = len(rates)
@@ -72,7 +85,7 @@ def select_hard_prompts(
 
 
 def read_pass_rates(path: str | Path) -> tuple[dict[str, list[float]], list[str] | None]:
-    """Read a pass-rate JSONL file -> (id -> rates in a fixed model order, model names or None)."""
+    """Read a pass-rate JSONL file -> (id_key(id) -> rates in a fixed model order, model names or None)."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"pass-rate file not found: {path}")
@@ -101,5 +114,5 @@ def read_pass_rates(path: str | Path) -> tuple[dict[str, list[float]], list[str]
             raise DataError(f"{where}: pass rates must be numbers: {e}") from e
         if any(not 0.0 <= v <= 1.0 for v in values):
             raise DataError(f"{where}: pass rates must lie in [0, 1]")
-        out[str(pid)] = values
+        out[id_key(pid)] = values
     return out, models

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from diffucode.config import ConfigError
-from diffucode.sampling.remasking import ALGORITHMS, DREAM_ALGS
+from diffucode.sampling.algorithms import ALGORITHMS, DREAM_ALGS
 
 CACHE_MODES = ("none", "prefix", "dual")
 THRESHOLD_FLOORS = ("schedule", "one")

@@ -41,9 +41,7 @@ from __future__ import annotations
 
 import torch
 
-DREAM_ALGS = ("origin", "maskgit_plus", "topk_margin", "entropy")
-LLADA_ALGS = ("low_confidence", "random")
-ALGORITHMS = DREAM_ALGS + LLADA_ALGS
+from diffucode.sampling.algorithms import ALGORITHMS, DREAM_ALGS, LLADA_ALGS  # noqa: F401 (re-exported)
 
 # Dream's score for each score-based algorithm (origin has none; threshold mode uses "prob").
 _DREAM_SCORE = {"origin": "prob", "maskgit_plus": "prob", "topk_margin": "margin", "entropy": "neg_entropy"}

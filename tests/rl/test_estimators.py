@@ -24,11 +24,15 @@ def test_masks_are_complementary_over_the_completion(t):
     assert m1.any(1).all() and m2.any(1).all()
 
 
-def test_same_generator_seed_gives_same_masks():
+def test_masks_follow_the_drawn_uniforms():
+    # m1 = R < t with R the generator's next [B, L] uniforms, drawn here independently; m2 = the rest
     cm = torch.ones(2, 16, dtype=torch.bool)
-    a = coupled_masks(cm, 0.5, torch.Generator().manual_seed(7))
-    b = coupled_masks(cm, 0.5, torch.Generator().manual_seed(7))
-    assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+    cm[1, 12:] = False
+    R = torch.rand(2, 16, generator=torch.Generator().manual_seed(7))
+    m1, m2 = coupled_masks(cm, 0.5, torch.Generator().manual_seed(7))
+    assert torch.equal(m1, (R < 0.5) & cm) and torch.equal(m2, (R >= 0.5) & cm)
+    other = coupled_masks(cm, 0.5, torch.Generator().manual_seed(8))[0]
+    assert not torch.equal(other, m1)
 
 
 def test_prompt_is_never_masked_and_v0_masks_the_whole_completion():

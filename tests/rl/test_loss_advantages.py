@@ -65,13 +65,20 @@ def test_asymmetric_clip():
     assert out.loss.item() == pytest.approx(4.2 / 5)
 
 
-def test_first_inner_update_ratio_is_one_and_loss_is_minus_mean_advantage():
+def test_at_ratio_one_the_gradient_is_the_policy_gradient():
+    """At the first inner update (old = current, ref = current) the loss is -mean A, and its
+    gradient per token is -A_i / N (REINFORCE with the group baseline): the KL term contributes no
+    gradient at equality and no clipping applies. (The ratio itself is 1 by construction here;
+    that the recipe's old estimate makes it 1 is tested in tests/rl/test_grpo_values.py.)"""
     logp = torch.randn(3, 4, requires_grad=True)
     adv = torch.tensor([0.5, -1.0, 2.0])
     mask = torch.ones(3, 4, dtype=torch.bool)
-    out = grpo_loss(logp, logp.detach(), adv, mask, ref_logp=logp.detach(), beta=0.01)
-    assert torch.equal(out.ratio, torch.ones(3, 4))
-    assert out.loss.item() == pytest.approx(-adv.mean().item())
+    mask[2, 3] = False
+    out = grpo_loss(logp, logp.detach(), adv, mask, ref_logp=logp.detach(), beta=0.5, clip_eps=0.2)
+    assert out.loss.item() == pytest.approx(-(0.5 * 4 - 1.0 * 4 + 2.0 * 3) / 11)
+    out.loss.backward()
+    want = (-adv[:, None] / 11).expand(3, 4) * mask
+    assert torch.allclose(logp.grad, want, atol=1e-7)
     assert out.stats["clip_sum"].item() == 0 and out.stats["kl_sum"].item() == 0
 
 

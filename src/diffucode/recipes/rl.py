@@ -25,15 +25,31 @@ Outputs in ``output_dir``, as ``diffucode train``: ``config.yaml``, ``checkpoint
 (model, optimiser, scheduler, RNG, reference model in ``extra.pt``), ``final/``, and ``metrics.jsonl``
 with one line per step: ``reward`` (weighted, mean over completions), ``rewards/<func>``, ``pass_rate``
 (share of completions passing every assert), ``reward_std`` (mean within-group std), ``zero_std_frac``
-(groups with no signal), ``kl``, ``clip_frac`` / ``clip_low`` / ``clip_high``, ``ratio`` (token means
-over the ``mu`` updates), ``loss``, ``grad_norm``, ``lr``, ``completion_length`` (loss tokens),
+(groups with no signal), ``kl`` (the estimator's own k3, token mean over the ``mu`` updates: its scale
+depends on the estimator, coupled k3 runs ~2x the full-mask one for the same policy pair, so do not
+compare it across estimators), ``kl_full_mask`` (estimator-independent: k3 between the policy and the
+reference on whole-completion-masked passes, at the rollout weights; ``grpo.log_full_mask_kl``),
+``clip_frac`` / ``clip_low`` / ``clip_high``, ``ratio`` (token means over the ``mu`` updates), ``loss``, ``grad_norm``, ``lr``, ``completion_length`` (loss tokens),
 ``arness_local`` / ``arness_global`` (AR-ness@1 of the rollouts' decoding orders), ``nfe``, timings.
 
-Departures from the reference code (apple/ml-diffucoder, built on TRL's GRPOTrainer): the loss is
-a token average over the whole optimiser batch (not per micro-batch); ``t`` is drawn per
-completion; one mask seed serves all ``mu`` updates by default (``grpo.mask_seed=per_iteration``
-gives the reference code's fresh masks per update); dropout is switched off so that ratios are
-exact; prompts get a proper padding mask. Not covered: LoRA, vLLM-style rollout servers, and
+Departures from the reference code (apple/ml-diffucoder, built on TRL's GRPOTrainer), each with
+the switch that restores the reference where it changes numbers:
+
+* the loss is a token average over the whole optimiser batch, normalised by its supervisable
+  (loss) tokens; the reference averages over each micro-batch's tokens, then over micro-batches
+  (``grpo.loss_norm=micro_batch``; the two agree when micro-batches hold equal token counts);
+* the padded prompt's pad tokens are hidden from attention in the estimator's passes; the
+  reference attends to them (``grpo.hide_prompt_pads=false``);
+* the advantage baseline is the group mean, as in the paper; the published code uses the
+  leave-one-out mean, ``G/(G-1)`` times larger advantages (``grpo.baseline=leave_one_out``);
+* the reference model is re-synced by a hard copy by default; the published configuration mixes,
+  ``ref <- 0.6 policy + 0.4 ref`` every 64 updates (``grpo.ref_sync_alpha=0.6``);
+* ``t`` is drawn per completion (the reference draws one per micro-batch; same expectation, no
+  switch); dropout is switched off so that the first update's ratio is exactly 1.
+
+The mask seed is as in the reference: one draw serves the old-policy estimate and all ``mu``
+updates (``grpo.mask_seed=shared``; ``per_iteration`` is a variant with fresh masks per update,
+each with its own old estimate). Not covered: LoRA, vLLM-style rollout servers, and
 FSDP/DeepSpeed (the loop is DDP; the checkpoint code supports the others but this recipe is not
 tested under them).
 """
@@ -154,14 +170,35 @@ class GRPOConfig:
     mu: int = field(default=2, metadata={"help": "optimiser updates per rollout batch (DiffuCoder: 2)"})
     mask_seed: Literal["shared", "per_iteration"] = field(
         default="shared",
-        metadata={"help": "shared: one mask draw for the old-policy estimate and all mu updates (ALGORITHMS.md); "
-                          "per_iteration: fresh masks per update, each with its own old estimate (the reference code)"},
+        metadata={"help": "shared: one mask draw for the old-policy estimate and all mu updates (the reference code: one "
+                          "seed per micro-batch, reused across its updates); per_iteration: a variant with fresh masks per "
+                          "update, each with its own old-policy estimate"},
     )
     clip_eps: float = field(default=0.5, metadata={"help": "ratio clip epsilon (DiffuCoder: 0.5)"})
     clip_eps_high: Optional[float] = field(default=None, metadata={"help": "upper clip epsilon (unset: clip_eps)"})
     beta: float = field(default=0.01, metadata={"help": "KL3 weight (DiffuCoder: 0.01); 0 = no reference model"})
     ref_sync_every: int = field(
-        default=64, metadata={"help": "copy the policy into the reference model every this many optimiser updates (0 = never)"}
+        default=64, metadata={"help": "re-sync the reference model every this many optimiser updates (0 = never)"}
+    )
+    ref_sync_alpha: float = field(
+        default=1.0,
+        metadata={"help": "re-sync by mixing: ref <- alpha * policy + (1 - alpha) * ref (1.0 = hard copy; DiffuCoder's "
+                          "published configuration: 0.6 every 64 updates)"},
+    )
+    hide_prompt_pads: bool = field(
+        default=True,
+        metadata={"help": "estimator passes: hide the prompt's left padding from attention (false = the reference code, "
+                          "which attends to pads and counts them in the position ids)"},
+    )
+    loss_norm: Literal["batch", "micro_batch"] = field(
+        default="batch",
+        metadata={"help": "batch: token average over the whole optimiser batch; micro_batch: the reference code's average "
+                          "over each micro-batch's tokens, then over micro-batches"},
+    )
+    log_full_mask_kl: bool = field(
+        default=True,
+        metadata={"help": "log kl_full_mask: k3 between policy and reference on whole-completion-masked passes (comparable "
+                          "across estimators; two extra no-grad passes per step)"},
     )
     baseline: Literal["mean", "leave_one_out"] = field(default="mean", metadata={"help": "group baseline of the advantage"})
     scale_std: bool = field(default=False, metadata={"help": "divide advantages by the group's reward std (off in DiffuCoder)"})
@@ -176,6 +213,8 @@ class GRPOConfig:
             raise ValueError("grpo.clip_eps must be in (0, 1) and grpo.clip_eps_high > 0")
         if self.beta < 0 or self.ref_sync_every < 0:
             raise ValueError("grpo.beta and grpo.ref_sync_every must be >= 0")
+        if not 0.0 < self.ref_sync_alpha <= 1.0:
+            raise ValueError("grpo.ref_sync_alpha must be in (0, 1]")
         if not 0.0 <= self.d1_p_mask_prompt < 1.0:
             raise ValueError("grpo.d1_p_mask_prompt must be in [0, 1)")
 
@@ -347,6 +386,24 @@ def score_completions(
     return per_func
 
 
+def sync_reference(ref, policy, alpha: float = 1.0) -> None:
+    """Re-sync the reference model: ``ref <- alpha * policy + (1 - alpha) * ref`` for every
+    parameter (``alpha = 1``: a hard copy; DiffuCoder's published configuration mixes with 0.6).
+    Buffers (none in the supported backbones hold state that should be mixed) are copied."""
+    import torch
+
+    if alpha >= 1.0:
+        ref.load_state_dict(policy.state_dict())
+        return
+    with torch.no_grad():
+        for (name, r), (pname, q) in zip(ref.named_parameters(), policy.named_parameters()):
+            if name != pname:
+                raise ValueError(f"reference and policy parameters differ: {name} vs {pname}")
+            r.mul_(1.0 - alpha).add_(q.detach().to(r.dtype), alpha=alpha)
+        for r, q in zip(ref.buffers(), policy.buffers()):
+            r.copy_(q)
+
+
 def _all_sum(accelerator, values: dict[str, float]) -> dict[str, float]:
     """Sum named numbers over all processes (one all-reduce)."""
     import torch
@@ -408,7 +465,7 @@ def _train_rl(
     from tqdm.auto import tqdm
 
     from diffucode.diffusion.schedules import mix_seed
-    from diffucode.rl import draw_mask_noise, estimate_logps, group_advantages, group_std, grpo_loss, plan_masks, weighted_reward
+    from diffucode.rl import draw_mask_noise, estimate_logps, group_advantages, group_std, grpo_loss, kl3, plan_masks, weighted_reward
     from diffucode.rl.data import format_prompt, reward_columns, step_prompt_indices
     from diffucode.rl.rollout import sample_groups
     from diffucode.sampling import GenerationConfig
@@ -558,7 +615,8 @@ def _train_rl(
             def estimate(net, plan, sl):
                 with accelerator.autocast():
                     return estimate_logps(net, prompt_ids[sl], prompt_mask[sl], comp_ids[sl], plan.rows(sl),
-                                          mask_token_id=core.mask_token_id, batch_passes=cfg.grpo.batch_passes)
+                                          mask_token_id=core.mask_token_id, batch_passes=cfg.grpo.batch_passes,
+                                          hide_pads=cfg.grpo.hide_prompt_pads)
 
             ref_logps: list = [None] * n_plans
             old_logps: list = [None] * n_plans
@@ -568,9 +626,18 @@ def _train_rl(
                         ref_logps[p] = torch.cat([estimate(ref, plans[p], sl) for sl in micro_slices()])
                     if p > 0:  # per_iteration: later updates' old estimates at the rollout weights
                         old_logps[p] = torch.cat([estimate(model, plans[p], sl) for sl in micro_slices()])
+                kl_full = {"kl_full": 0.0}
+                if ref is not None and cfg.grpo.log_full_mask_kl:
+                    # estimator-independent KL: both models on whole-completion-masked passes (deterministic masks)
+                    full = plan_masks("full", noise_mask, draw_mask_noise(0, sample_ids, 0, comp_ids.shape[1]))
+                    for sl in micro_slices():
+                        k = kl3(estimate(model, full, sl), estimate(ref, full, sl))
+                        kl_full["kl_full"] += torch.where(loss_mask[sl], k, torch.zeros_like(k)).sum().item()
             old_logps[0] = torch.zeros_like(comp_ids, dtype=torch.float32)  # filled by the first update
             total_tokens = _all_sum(accelerator, {"t": loss_mask.sum().item()})["t"]  # the loss's denominator
             scale = world  # DDP averages gradients over processes; the loss is a global token average
+            if cfg.grpo.loss_norm == "micro_batch":  # the reference: mean over micro-batches of per-micro-batch means
+                scale = 1.0 / n_micro  # (DDP's average over processes completes the mean over all micro-batches)
 
             # 5. mu optimiser updates
             sums = dict.fromkeys(("ratio", "clip", "clip_low", "clip_high", "kl"), 0.0)  # over loss tokens, all updates
@@ -585,12 +652,14 @@ def _train_rl(
                         logp = estimate(model, plans[p], sl)  # [b, L] with grad
                         if it == 0:  # rollout weights: this IS the old-policy estimate (ratio exactly 1)
                             old_logps[p][sl] = logp.detach()
+                        micro = cfg.grpo.loss_norm == "micro_batch"
                         lo = grpo_loss(logp, old_logps[p][sl], adv[sl], loss_mask[sl],
                                        ref_logp=None if ref is None else ref_logps[p][sl], beta=cfg.grpo.beta,
                                        clip_eps=cfg.grpo.clip_eps, clip_eps_high=cfg.grpo.clip_eps_high,
-                                       normalizer=total_tokens)
+                                       normalizer=loss_mask[sl].sum() if micro else total_tokens)
                         accelerator.backward(lo.loss * scale)
-                    loss_local += lo.loss.item()
+                    # logged loss: the global token average, or the mean of the micro-batch means
+                    loss_local += lo.loss.item() / (n_micro * world) if micro else lo.loss.item()
                     for key, stat in (("ratio", "ratio_sum"), ("clip", "clip_sum"), ("clip_low", "clip_low_sum"),
                                       ("clip_high", "clip_high_sum"), ("kl", "kl_sum")):
                         sums[key] += lo.stats[stat].item()
@@ -610,10 +679,10 @@ def _train_rl(
             updates = (step + 1) * mu
             every = cfg.grpo.ref_sync_every
             if ref is not None and every and updates // every > (updates - mu) // every:
-                ref.load_state_dict(core.state_dict())
+                sync_reference(ref, core, cfg.grpo.ref_sync_alpha)
             done = step + 1
             stds = group_std(rewards, G)  # [local_prompts]
-            local = {**sums, "reward": rewards.sum().item(), "completions": n_local, "groups": local_prompts,
+            local = {**sums, **kl_full, "reward": rewards.sum().item(), "completions": n_local, "groups": local_prompts,
                      "length": loss_mask.sum().item(), "group_std": stds.sum().item(),
                      "zero_std_groups": (stds < 1e-6).sum().item(), "nfe": roll.nfe}
             for j, name in enumerate(func_names):
@@ -631,6 +700,8 @@ def _train_rl(
                 "zero_std_frac": tot["zero_std_groups"] / tot["groups"],
                 "loss": loss_sum / mu,
                 "kl": tot["kl"] / tokens_all_updates,
+                **({"kl_full_mask": tot["kl_full"] / max(total_tokens, 1.0)}
+                   if ref is not None and cfg.grpo.log_full_mask_kl else {}),
                 "clip_frac": tot["clip"] / tokens_all_updates,
                 "clip_low": tot["clip_low"] / tokens_all_updates,
                 "clip_high": tot["clip_high"] / tokens_all_updates,

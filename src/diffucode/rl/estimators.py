@@ -42,7 +42,8 @@ the batch was split over processes or micro-batches, and the old-policy estimate
 update that reuses the seed see identical masks (ratio exactly 1 on the first update).
 
 Departures from the reference code (apple/ml-diffucoder): ``t`` is drawn per completion (the
-reference draws one per micro-batch); the padded prompt gets a proper attention mask; the three
+reference draws one per micro-batch); the padded prompt gets a proper attention mask
+(``hide_pads=False`` attends to the pads, as the reference does); the three
 passes are run as one batched forward of ``3B`` rows (``batch_passes=False`` runs them one by one
 to save memory).
 
@@ -287,12 +288,14 @@ def estimate_logps(
     plan: MaskPlan,
     mask_token_id: int | None = None,
     batch_passes: bool = True,
+    hide_pads: bool = True,
 ) -> torch.Tensor:
     """``[B, L]`` per-token log-likelihood estimate of ``completion_ids`` under ``model``.
 
     ``model(input_ids, attention_mask=...)`` must return aligned logits (``diffucode.models``).
     The ``K`` passes run as one forward of ``K*B`` rows unless ``batch_passes`` is False. Gradients
-    flow when called with grad enabled.
+    flow when called with grad enabled. ``hide_pads=False`` lets the prompt's left padding be
+    attended (and counted in the position ids), as the reference code does.
     """
     if prompt_ids.shape[1] < 1:
         raise ValueError("the prompt must have at least one token (a shift model cannot predict a row's first token)")
@@ -303,7 +306,8 @@ def estimate_logps(
     device = prompt_ids.device
     plan = plan.to(device)
     inputs = masked_inputs(prompt_ids, completion_ids, plan, mask_token_id)  # [K*B, P+L]
-    attn = torch.cat([prompt_mask.long(), torch.ones(B, L, dtype=torch.long, device=device)], dim=1)  # [B, P+L]
+    pm = prompt_mask.long() if hide_pads else torch.ones_like(prompt_mask, dtype=torch.long)
+    attn = torch.cat([pm, torch.ones(B, L, dtype=torch.long, device=device)], dim=1)  # [B, P+L]
     targets = completion_ids
     if batch_passes:
         logits = model(inputs, attention_mask=attn.repeat(K, 1)).logits[:, P:]  # [K*B, L, V]

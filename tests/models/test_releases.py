@@ -367,3 +367,30 @@ def test_cli_model_overrides_reach_the_loader(tmp_path, capfd):
     line = next(x for x in err.splitlines() if x.startswith("diffucode:"))
     assert "block 2" in line and "'<[placeholder4]>' = 4" in line
     assert "overridden: attention, shift, block_len, mask_token" in line
+
+
+def test_saved_directory_carries_transformers4_fields_and_round_trips(tmp_path):
+    """What diffucode saves is read by transformers 4.x too (rope_theta, torch_dtype, a tokenizer class
+    4.x knows, additional_special_tokens) and reloads with the same weights, logits and token ids."""
+    from diffucode.models import build_tiny_model, build_tiny_tokenizer
+
+    model, tok = build_tiny_model(hidden_size=32)
+    model.backbone.config.rope_parameters = {"rope_type": "default", "rope_theta": 500000.0}
+    rotary = model.backbone.model.rotary_emb
+    model.backbone.model.rotary_emb = type(rotary)(config=model.backbone.config)  # a model trained at 5e5
+    out = model.save_pretrained(tmp_path / "ckpt", tokenizer=tok)
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["rope_theta"] == 500000.0 and cfg["rope_parameters"]["rope_theta"] == 500000.0
+    assert cfg["torch_dtype"] == "float32"
+    tcfg = json.loads((out / "tokenizer_config.json").read_text())
+    assert tcfg["tokenizer_class"] == "PreTrainedTokenizerFast"
+    assert tcfg["additional_special_tokens"] == ["<|im_start|>", "<|im_end|>"] and "extra_special_tokens" not in tcfg
+    loaded, tok2 = load_model(out, verbose=False)
+    assert loaded.config.rope_parameters["rope_theta"] == 500000.0
+    text = "def is_palindrome(s):\n    x = 'héllo' + 123  <|im_end|>"
+    assert tok2(text).input_ids == build_tiny_tokenizer()(text).input_ids  # exactly the saved tokenizer.json
+    ids = torch.tensor([tok(text).input_ids])
+    with torch.no_grad():
+        assert torch.equal(model(ids).logits, loaded(ids).logits)
+    for (n1, p1), (n2, p2) in zip(model.state_dict().items(), loaded.state_dict().items()):
+        assert n1 == n2 and torch.equal(p1, p2)

@@ -204,6 +204,7 @@ class DiffusionLM(nn.Module):
         backbone.save_pretrained(str(tmp), safe_serialization=True)
         if tokenizer is not None:
             tokenizer.save_pretrained(str(tmp))
+        write_transformers4_fields(tmp)
         if out_dir.exists():
             old = out_dir.with_name(out_dir.name + ".old-save")
             if old.exists():
@@ -218,3 +219,36 @@ class DiffusionLM(nn.Module):
 
     def extra_repr(self) -> str:
         return f"attention={self.attention}, shift={self.shift}, block_len={self.block_len}, mask_token_id={self.mask_token_id}"
+
+
+def write_transformers4_fields(out_dir: str | Path) -> None:
+    """Make a saved directory readable by transformers 4.x too (what Dream, LLaDA, Fast-dLLM, SDAR
+    and lm-eval pin). transformers 5 writes ``rope_parameters`` and ``dtype``; 4.x reads
+    ``rope_theta`` and ``torch_dtype`` and silently falls back to rope_theta 10000 without them.
+    transformers 5 names the tokenizer class ``TokenizersBackend`` and lists extra special tokens
+    under ``extra_special_tokens``; 4.x knows ``PreTrainedTokenizerFast`` (the same tokenizer.json)
+    and ``additional_special_tokens``. Both versions read the fields written here."""
+    import json
+
+    out_dir = Path(out_dir)
+    cfg_file = out_dir / "config.json"
+    if cfg_file.is_file():
+        cfg = json.loads(cfg_file.read_text())
+        rope = cfg.get("rope_parameters")
+        if isinstance(rope, dict) and "rope_theta" in rope:
+            cfg.setdefault("rope_theta", rope["rope_theta"])
+            if rope.get("rope_type", "default") != "default":
+                cfg.setdefault("rope_scaling", {k: v for k, v in rope.items() if k != "rope_theta"})
+        if "dtype" in cfg:
+            cfg.setdefault("torch_dtype", cfg["dtype"])
+        cfg_file.write_text(json.dumps(cfg, indent=2, sort_keys=True) + "\n")
+    tok_file = out_dir / "tokenizer_config.json"
+    if tok_file.is_file() and (out_dir / "tokenizer.json").is_file():
+        tcfg = json.loads(tok_file.read_text())
+        if tcfg.get("tokenizer_class") in (None, "TokenizersBackend"):
+            tcfg["tokenizer_class"] = "PreTrainedTokenizerFast"
+        extra = tcfg.get("extra_special_tokens")
+        if isinstance(extra, list):  # 4.x expects a name -> token dict here
+            tcfg.pop("extra_special_tokens")
+            tcfg.setdefault("additional_special_tokens", extra)
+        tok_file.write_text(json.dumps(tcfg, indent=2, ensure_ascii=False) + "\n")

@@ -136,7 +136,11 @@ def load_tokenizer(path: str | Path):
     cls_name = tcfg.get("tokenizer_class")
     has_bpe_files = (path / "vocab.json").is_file() and (path / "merges.txt").is_file()
     tj = path / "tokenizer.json"
-    if _transformers_knows(cls_name):
+    if cls_name in ("TokenizersBackend", "PreTrainedTokenizerFast") and tj.is_file():
+        # exactly tokenizer.json: AutoTokenizer would pick the model type's class (Qwen2Tokenizer for a
+        # qwen2 config) and replace the file's pre-tokenizer with that class's own split rule
+        tok = PreTrainedTokenizerFast.from_pretrained(str(path))
+    elif _transformers_knows(cls_name):
         tok = AutoTokenizer.from_pretrained(str(path), trust_remote_code=False)
     elif cls_name in _QWEN2_BPE_CLASSES and has_bpe_files:
         # Calling the concrete class ignores tokenizer_class/auto_map; it reads vocab.json,

@@ -105,7 +105,7 @@ def _judge_main():
             msg = msg[:300] + "..."
         return {"type": type(exc).__name__, "message": msg}
 
-    cur = {"limit": lambda: 1e9, "mirror": True}
+    cur = {"limit": lambda: 1e9, "mirror": False}
 
     def mirror_into(args, after):
         # The function mutated its (list / dict / set) arguments: do the same to the tests' objects.
@@ -389,7 +389,7 @@ def _judge_main():
         if kind != b"J":
             os._exit(3)  # out of step with the parent: it will start a new judge
         job = marshal.loads(payload)
-        cur["limit"], cur["mirror"] = (lambda: float(job.get("budget") or 1e9)), bool(job.get("mirror", True))
+        cur["limit"], cur["mirror"] = (lambda: float(job.get("budget") or 1e9)), bool(job.get("mirror", False))
         try:
             verdict = kinds[job["kind"]](job)
         except BaseException as e:  # a bug here, or undecodable job data: the parent says "error"

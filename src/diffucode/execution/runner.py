@@ -198,6 +198,7 @@ class _Backend:
     nproc_extra: int  # processes the sandbox itself adds to the program's RLIMIT_NPROC count
     nproc_enforced: bool
     warning: str = ""
+    preimport: bool = False  # import the stdlib modules the program names before the uid switch
 
 
 _UID_BASE = 0x10000000 + secrets.randbelow(1 << 16) * 1024  # unused ids, random per process
@@ -362,13 +363,23 @@ def _count_own_processes() -> int:
 def _limits_only_backend(cfg: SandboxConfig, why: str) -> _Backend:
     python = _python(cfg)
     root = os.geteuid() == 0
-    drop = root and all(_world_accessible(d) for d in _interpreter_dirs(python))
-    if root and not drop:
-        note = "running as root with the interpreter unreadable by other users: no uid switch, so the process limit is not enforced"
+    # As root, every program runs under its own unused uid: it cannot signal, trace or write
+    # to the harness, and RLIMIT_NPROC holds. If other users cannot read the interpreter
+    # (pyenv under /root), the stdlib modules the program imports are imported before the switch.
+    drop = root
+    preimport = root and not all(_world_accessible(d) for d in _interpreter_dirs(python))
+    if root and preimport:
+        note = ("programs run under an unused uid; the interpreter is unreadable by it, so only stdlib modules "
+                "the program's text imports are available")
     elif root:
         note = "programs run under an unused uid"
     else:
-        note = "programs run as the current user (they can signal its other processes)"
+        note = ("programs run as the current user: they can read that user's files and signal its processes, "
+                "the harness included")
+    ll = _landlock_abi()
+    note += (f"; Landlock ABI {ll}: reads limited to the stdlib (no site-packages), /usr and /etc, writes to the "
+             "private temp dir, no TCP" + (", no signals or abstract sockets outside the sandbox" if ll >= 6 else "")
+             if ll > 0 else "; no Landlock in this kernel: the program can read what its uid can read")
     return _Backend(
         isolation="limits-only",
         detail=f"resource limits, clean environment, private temp dir, process-group kill; {note}",
@@ -376,10 +387,20 @@ def _limits_only_backend(cfg: SandboxConfig, why: str) -> _Backend:
         drop_uid=drop,
         nproc_extra=0,
         nproc_enforced=drop or not root,
+        preimport=preimport,
         warning=(f"bubblewrap sandbox unavailable ({why}); generated code runs with resource limits only: "
                  "no filesystem, network or PID isolation (split execution still keeps the tests out of the "
                  "program's process)."),
     )
+
+
+def _landlock_abi() -> int:
+    try:
+        import ctypes
+
+        return max(0, int(ctypes.CDLL(None, use_errno=True).syscall(444, None, 0, 1)))
+    except Exception:  # noqa: BLE001 - no libc symbol, seccomp: no Landlock
+        return 0
 
 
 def _probe(backend: _Backend, cfg: SandboxConfig) -> tuple[bool, str]:
@@ -509,8 +530,31 @@ def _limits_for(cfg: SandboxConfig, backend: _Backend, timeout: float, slot: int
     return limits, drop, tmpdir
 
 
+def _landlock_read_paths() -> list[str]:
+    """What a limits-only program may read under Landlock: the stdlib (every entry of its
+    directory but the package directories), /usr, /etc and a few devices."""
+    out = ["/usr", "/etc", "/dev/null", "/dev/zero", "/dev/urandom"]
+    stdlib = os.path.dirname(os.__file__)
+    skip = {os.path.realpath(d) for d in _package_dirs()}
+    try:
+        for e in os.listdir(stdlib):
+            path = os.path.join(stdlib, e)
+            if os.path.realpath(path) not in skip and e not in ("site-packages", "dist-packages"):
+                out.append(path)
+    except OSError:
+        pass
+    out += [p for p in sys.path if p.endswith(".zip")]
+    return out
+
+
+def _landlock_for(backend: _Backend, tmpdir: str | None) -> dict | None:
+    if backend.isolation != "limits-only" or not tmpdir:
+        return None
+    return {"read": _landlock_read_paths(), "rw": [tmpdir]}
+
+
 # World-writable places a program without a private /tmp (limits-only) could leave files in.
-_SHARED_WRITABLE = ("/tmp", "/var/tmp", "/dev/shm", "/dev/mqueue")
+_SHARED_WRITABLE = ("/tmp", "/var/tmp", "/dev/shm", "/dev/mqueue", "/run/lock", "/var/lock")
 
 
 def _uid_processes(uid: int) -> list[int]:
@@ -597,7 +641,8 @@ def _run_one(job: Job, cfg: SandboxConfig, backend: _Backend) -> ExecResult:
         cwd = tmpdir
         r_fd, w_fd = os.pipe()
         spec = dict(job.fields, mode=job.mode, token=token, report_fd=w_fd, budget=timeout, limits=limits,
-                    drop=drop, pdeathsig=backend.isolation == "limits-only")
+                    drop=drop, pdeathsig=backend.isolation == "limits-only", preimport=backend.preimport,
+                    landlock=_landlock_for(backend, tmpdir))
         payload = marshal.dumps((_BOOTSTRAP_CODE if cfg.python is None else _BOOTSTRAP_SRC, spec))
         env = dict(CLEAN_ENV)
         if tmpdir:

@@ -175,7 +175,8 @@ class _Candidate:
             self.rep_r, w_rep = os.pipe()
             fds = [r_req, w_rep]
             spec = dict(mode="serve", program=program, setup=setup, quiet=quiet, token="", report_fd=w_rep, request_fd=r_req,
-                        budget=timeout, limits=limits, drop=drop, pdeathsig=backend.isolation == "limits-only")
+                        budget=timeout, limits=limits, drop=drop, pdeathsig=backend.isolation == "limits-only",
+                        preimport=backend.preimport, landlock=R._landlock_for(backend, self.tmpdir))
             self.payload = marshal.dumps((R._BOOTSTRAP_CODE if cfg.python is None else R._BOOTSTRAP_SRC, spec))
             env = dict(R.CLEAN_ENV)
             if self.tmpdir:

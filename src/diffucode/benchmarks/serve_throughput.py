@@ -60,7 +60,9 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     ap.add_argument("--temperature", type=float, default=0.0, help="request temperature (default 0: greedy)")
     ap.add_argument("--extra", default="{}", help="JSON object of extra request fields, e.g. "
                                                   "'{\"threshold\": 0.9}' (default {})")
-    ap.add_argument("--threads", type=int, default=2, help="the server's torch threads (default 2)")
+    ap.add_argument("--threads", type=int, default=1,
+                    help="the server's torch threads (default 1: on a shared or small CPU a second intra-op thread "
+                         "mostly waits for the first)")
     ap.add_argument("--max-batch-size", type=int, default=16, help="the server's --max-batch-size (default 16)")
     ap.add_argument("--batch-window-ms", type=float, default=10.0, help="the server's --batch-window-ms (default 10)")
     ap.add_argument("--start-timeout", type=float, default=300.0, help="seconds to wait for the server (default 300)")
@@ -143,7 +145,7 @@ def _level(port: int, clients: int, n_requests: int, bodies: list[dict]) -> dict
         finally:
             c.close()
 
-    threads = [threading.Thread(target=run) for _ in range(clients)]
+    threads = [threading.Thread(target=run, daemon=True) for _ in range(clients)]  # Ctrl-C is not held up by them
     t0 = time.perf_counter()
     for t in threads:
         t.start()

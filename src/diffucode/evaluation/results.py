@@ -166,7 +166,7 @@ def load_samples(path: str | Path, tasks: dict[str, Task] | None = None, strict:
     """Samples from ``path`` (ours or any EvalPlus-format file), deduplicated, in file order.
 
     A record needs ``task_id`` and ``solution`` (a whole program), or ``completion`` (then the
-    solution is the task's prompt + completion, as EvalPlus does). Missing ``sample_idx``
+    solution is the task's prompt + completion, as EvalPlus does; + the suffix for infilling tasks). Missing ``sample_idx``
     values are numbered per task in file order. A line that is not a JSON object is an error
     naming ``file:line`` (skipping it would compute pass@k over fewer samples without a word);
     ``strict=False`` skips such lines, for the run's own file, where they are torn writes of an
@@ -199,7 +199,8 @@ def load_samples(path: str | Path, tasks: dict[str, Task] | None = None, strict:
             if tasks is None or tid not in tasks:
                 raise ValueError(f"{where}: `completion` without `solution` needs task {tid} "
                                  "in the benchmark to rebuild the program")
-            rec = dict(rec, solution=tasks[tid].prompt + rec["completion"])
+            # infilling tasks: the completion is the fill, between the prefix and the suffix
+            rec = dict(rec, solution=tasks[tid].prompt + rec["completion"] + tasks[tid].suffix)
         if "sample_idx" not in rec:
             rec = dict(rec, sample_idx=counters.get(tid, 0))
         idx = rec["sample_idx"]

@@ -26,7 +26,8 @@ from typing import Any, Iterable
 
 from diffucode.data.jsonl import iter_jsonl
 
-BENCHMARKS = ("humaneval", "mbpp", "humaneval_plus", "mbpp_plus", "synthetic")
+BENCHMARKS = ("humaneval", "mbpp", "humaneval_plus", "mbpp_plus", "synthetic",
+              "humaneval_infill_single", "humaneval_infill_multi", "humaneval_infill_span")
 HUB_REPOS = {
     "mbpp": "google-research-datasets/mbpp",
     "humaneval_plus": "evalplus/humanevalplus",
@@ -59,6 +60,7 @@ class Task:
     atol: float = 0.0
     oracle: str | None = None  # EvalPlus special oracle for this task (see execution.ORACLES)
     body_continuation: bool = True  # the prompt ends inside the function (HumanEval) vs before it (MBPP)
+    suffix: str = ""  # infilling tasks: the text after the hole; the program is prompt + fill + suffix
 
     @property
     def has_plus(self) -> bool:
@@ -375,6 +377,12 @@ def load_benchmark(name: str, data_file: str | Path | None = None, *, split: str
         tasks = load_evalplus(name, data_file)
     elif name == "synthetic":
         tasks = load_synthetic(data_file, split or "test", seed=seed)
+    elif name.startswith("humaneval_infill_"):
+        from diffucode.evaluation.infilling import INFILL_BENCHMARKS, load_infill  # it imports this module
+
+        if name not in INFILL_BENCHMARKS:
+            raise DataError(f"--benchmark must be one of {', '.join(BENCHMARKS)}, got {name!r}")
+        tasks = load_infill(name, data_file)
     else:
         raise DataError(f"--benchmark must be one of {', '.join(BENCHMARKS)}, got {name!r}")
     ids = [t.task_id for t in tasks]

@@ -33,7 +33,8 @@ from diffucode.config import ConfigError, config_to_dict, load_config, save_conf
 from diffucode.recipes.model_flags import add_model_override_flags, model_overrides
 from diffucode.errors import check_output_dir
 
-BENCHMARK_NAMES = ("humaneval", "mbpp", "humaneval_plus", "mbpp_plus", "synthetic")
+BENCHMARK_NAMES = ("humaneval", "mbpp", "humaneval_plus", "mbpp_plus", "synthetic",
+                   "humaneval_infill_single", "humaneval_infill_multi", "humaneval_infill_span")
 ALGS = ("origin", "maskgit_plus", "topk_margin", "entropy", "low_confidence", "random")
 MAX_N_SAMPLES = 10_000  # per task; papers report pass@k with n <= 1000
 MAX_BATCH_SIZE = 4096
@@ -71,8 +72,15 @@ class Decoding:
 
 @dataclass
 class EvalConfig:
-    benchmark: Literal["humaneval", "mbpp", "humaneval_plus", "mbpp_plus", "synthetic"] = field(
+    benchmark: Literal["humaneval", "mbpp", "humaneval_plus", "mbpp_plus", "synthetic", "humaneval_infill_single",
+                       "humaneval_infill_multi", "humaneval_infill_span"] = field(
         default="humaneval", metadata={"help": "benchmark to evaluate"})
+    infill_length: Literal["budget", "true"] = field(
+        default="budget", metadata={"help": "infilling benchmarks: the hole gets max_new_tokens masks (budget; the fill "
+                                            "ends at the model's first end token) or the true hole's token count "
+                                            "(true: an oracle)"})
+    prefix_only: bool = field(default=False, metadata={
+        "help": "infilling benchmarks: decode from the prefix alone even on a bidirectional model (what the suffix buys)"})
     model: str | None = field(default=None, metadata={"help": "model directory (default: the bundled model)"})
     tiny: bool = field(default=False, metadata={"help": "use an UNTRAINED tiny model (smoke tests only)"})
     device: str | None = field(default=None, metadata={"help": "cpu / cuda (default: cuda if available)"})
@@ -131,6 +139,14 @@ class EvalConfig:
             raise ConfigError(f"--workers must be between 1 and {MAX_WORKERS}, got {self.workers}")
         if self.tiny and self.model:
             raise ConfigError("--tiny and --model exclude each other")
+        infill = self.benchmark.startswith("humaneval_infill_")
+        if not infill and (self.infill_length != "budget" or self.prefix_only):
+            raise ConfigError("--infill-length / --prefix-only apply only to the humaneval_infill_* benchmarks")
+        if infill and self.chat:
+            raise ConfigError("--chat: the infilling benchmarks use completion prompts (prefix and suffix), not chat")
+        if infill and self.infill_length == "true" and self.decoding.block_len is not None:
+            raise ConfigError("--block-len cannot be combined with --infill-length true (each hole has its own length, "
+                              "which a fixed block length need not divide)")
         if not self.execution_only:
             self.decoding.generation_config()  # --temperature nan etc.: refused before anything is written
 
@@ -154,7 +170,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides, e.g. decoding.steps=128")
     p.add_argument("--config", type=Path, default=S, help="YAML config (configs/eval/*.yaml)")
     b = p.add_argument_group("benchmark")
-    b.add_argument("--benchmark", choices=BENCHMARK_NAMES, default=S, help="which benchmark (default humaneval)")
+    b.add_argument("--benchmark", type=lambda x: x.replace("-", "_"), choices=BENCHMARK_NAMES, default=S,
+                   help="which benchmark (default humaneval; humaneval_infill_single | _multi | _span: HumanEval "
+                        "infilling, see diffucode.evaluation.infilling; '-' may be written for '_')")
+    b.add_argument("--infill-length", choices=["budget", "true"], default=S,
+                   help="infilling: hole of --max-new-tokens masks, cut at the model's end token (budget, default) or "
+                        "of the true hole's token count (true, an oracle)")
+    b.add_argument("--prefix-only", action="store_true", default=S,
+                   help="infilling: ignore the suffix even on a bidirectional model")
     b.add_argument("--data-file", default=S, help="local benchmark file (HumanEval: bundled; MBPP: mbpp.jsonl or "
                                                    "sanitized-mbpp.json; EvalPlus: HumanEvalPlus/MbppPlus .jsonl.gz)")
     b.add_argument("--split", default=S, help="MBPP split (default test) / synthetic split (default test)")
@@ -291,6 +314,9 @@ def _generate(cfg: EvalConfig, tasks, out_dir: Path) -> dict:
         "batch_size": cfg.batch_size, "generation_config": _jsonable(dataclasses.asdict(gen_cfg)),
         "tasks": len(tasks), "task_digest": _task_digest(tasks),
     }
+    infill = cfg.benchmark.startswith("humaneval_infill_")
+    if infill:
+        meta.update(infill_length=cfg.infill_length, prefix_only=cfg.prefix_only)
     if meta_path.is_file():
         old = json.loads(meta_path.read_text())
         changed = [k for k in meta if old.get(k) != meta[k]]
@@ -314,11 +340,20 @@ def _generate(cfg: EvalConfig, tasks, out_dir: Path) -> dict:
     def skip(rows):
         return all((tasks[i].task_id, j) in done for i, j in rows)
 
+    if infill:
+        from diffucode.evaluation.infilling import infill_mode, iter_infill
+
+        meta["infill_mode"] = infill_mode(model, cfg.prefix_only)  # suffix | prefix_only: what the model saw
+        write_json(meta_path, meta)
+        _say(f"infilling: {meta['infill_mode']}, hole length {cfg.infill_length}")
+        batches = iter_infill(model, tok, tasks, gen_cfg, cfg.n_samples, cfg.batch_size, length_mode=cfg.infill_length,
+                              prefix_only=cfg.prefix_only, skip=skip, progress=cfg.progress)
+    else:
+        batches = iter_generate(model, tok, prompts, gen_cfg, cfg.n_samples, cfg.batch_size, chat=cfg.chat,
+                                response_prefix=_response_prefix(cfg) or "", skip=skip, progress=cfg.progress)
     n_failed = 0
     with JsonlAppender(samples_path) as out:
-        for batch in iter_generate(model, tok, prompts, gen_cfg, cfg.n_samples, cfg.batch_size, chat=cfg.chat,
-                                   response_prefix=_response_prefix(cfg) or "",
-                                   skip=skip, progress=cfg.progress):
+        for batch in batches:
             # a prompt that cannot be decoded is a failed sample (scored as a failure, with its reason),
             # written like any other so a resume does not try it again
             recs = [{"task_id": tasks[i].task_id, "solution": "", "sample_idx": j, "completion": "", "raw": "",
@@ -328,7 +363,9 @@ def _generate(cfg: EvalConfig, tasks, out_dir: Path) -> dict:
             n_failed += len(recs)
             for (i, j), text in zip(batch.rows, batch.texts):
                 t = tasks[i]
-                if cfg.chat:
+                if infill:  # the fill goes between the prefix and the suffix, as the model produced it
+                    completion, solution = text, t.prompt + text + t.suffix
+                elif cfg.chat:
                     completion, solution = solution_from_chat(text, t.prompt, t.entry_point, _response_prefix(cfg) or "")
                 else:
                     completion, solution = solution_from_base(text, t.prompt, t.body_continuation)

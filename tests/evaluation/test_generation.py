@@ -62,3 +62,20 @@ def test_chat_mode(tiny):
     cfg = GenerationConfig(max_new_tokens=8)
     out = generate_completions(model, tok, ["Write add(a, b)."], cfg, chat=True, progress=False, entry_points=["add"])
     assert len(out) == 1 and out[0][0].endswith("\n")
+
+
+def test_continuous_batching_same_texts_and_resumable():
+    """--continuous-batching: greedy texts equal the fixed batches'; seeded rows depend only on
+    (seed, row), so skipping finished rows reproduces the others."""
+    model, tok = build_tiny_model(attention="block_causal", block_len=4, shift=False, seed=2)
+    greedy = GenerationConfig(max_new_tokens=8)
+    fixed = _texts(iter_generate(model, tok, PROMPTS, greedy, n_samples=2, batch_size=4, progress=False))
+    cont = _texts(iter_generate(model, tok, PROMPTS, greedy, n_samples=2, batch_size=3, progress=False, continuous=True))
+    assert cont == fixed and len(cont) == 6
+    cfg = GenerationConfig(max_new_tokens=8, temperature=1.0, seed=5)
+    full = _texts(iter_generate(model, tok, PROMPTS, cfg, n_samples=2, batch_size=2, progress=False, continuous=True))
+    done = {(0, 0), (1, 1)}
+    rest = _texts(iter_generate(model, tok, PROMPTS, cfg, n_samples=2, batch_size=4, progress=False, continuous=True,
+                                skip=lambda rows: all(r in done for r in rows)))
+    assert set(rest) == set(full) - done and all(rest[r] == full[r] for r in rest)
+    assert len(set(full.values())) > 1

@@ -89,7 +89,7 @@ def _end_ids(tokenizer, gen_config, chat: bool) -> set[int]:
 def iter_generate(model, tokenizer, prompts: Sequence[str], gen_config, n_samples: int = 1, batch_size: int = 8, *,
                   chat: bool = False, response_prefix: str = RESPONSE_PREFIX,
                   skip: Callable[[list[tuple[int, int]]], bool] | None = None,
-                  progress: bool = True) -> Iterator[GeneratedBatch]:
+                  progress: bool = True, continuous: bool = False) -> Iterator[GeneratedBatch]:
     """Decode every (prompt, sample) row in fixed batches; yields each batch as it finishes.
 
     ``prompts`` are raw prompts (base) or user messages (``chat=True``: the chat template and
@@ -98,6 +98,12 @@ def iter_generate(model, tokenizer, prompts: Sequence[str], gen_config, n_sample
     out of their batch and reported in ``GeneratedBatch.failed``: one bad prompt does not stop
     the others, and since the same rows are left out every time, a resumed run decodes the
     remaining rows of a batch exactly as before (batch ``b`` keeps seed ``seed + b``).
+
+    ``continuous=True`` (block-causal / causal models): continuous batching instead of fixed
+    batches (``diffucode.sampling.BatchScheduler``): a finished row leaves and the next row takes
+    its place at once; yields one single-row batch per finished row. Row ``r`` (prompt-major
+    index) draws from the generator seeded by ``(config.seed, r)``, so a resumed run decodes the
+    remaining rows exactly as an uninterrupted one.
     """
     import torch
 
@@ -117,6 +123,15 @@ def iter_generate(model, tokenizer, prompts: Sequence[str], gen_config, n_sample
         bar = tqdm(total=len(texts) * n_samples, desc="generate", unit="sample", dynamic_ncols=True)
     old_side = getattr(tokenizer, "padding_side", "right")
     tokenizer.padding_side = "left"
+    if continuous:
+        try:
+            yield from _iter_continuous(model, tokenizer, texts, gen_config, n_samples, batch_size, chat, end_ids,
+                                        extra_stops, skip, bar, problems)
+        finally:
+            tokenizer.padding_side = old_side
+            if bar:
+                bar.close()
+        return
     try:
         for b, rows in enumerate(plan):
             if skip is not None and skip(rows):
@@ -155,6 +170,46 @@ def iter_generate(model, tokenizer, prompts: Sequence[str], gen_config, n_sample
         tokenizer.padding_side = old_side
         if bar:
             bar.close()
+
+
+def _decode_row(tokenizer, row: list[int], end_ids: set[int]) -> str:
+    cut = next((k for k, t in enumerate(row) if t in end_ids), len(row))
+    return tokenizer.decode(row[:cut], skip_special_tokens=True)
+
+
+def _iter_continuous(model, tokenizer, texts, gen_config, n_samples, batch_size, chat, end_ids, extra_stops, skip, bar,
+                     problems):
+    from diffucode.sampling import BatchScheduler
+    from diffucode.sampling.continuous import _row_generator
+
+    cfg = dataclasses.replace(gen_config, num_return_sequences=1,
+                              stop_token_ids=list(gen_config.stop_token_ids) + extra_stops)
+    sched = BatchScheduler(model, cfg, batch_size)
+    rows = [(i, j) for i in range(len(texts)) for j in range(n_samples)]
+    pending = {}
+    for r, (i, j) in enumerate(rows):
+        if skip is not None and skip([(i, j)]):
+            if bar:
+                bar.update(1)
+            continue
+        if i in problems:  # reported, not decoded (as in the fixed batches)
+            if bar:
+                bar.update(1)
+            yield GeneratedBatch(rows=[], texts=[], nfe=0, seconds=0.0, failed={(i, j): problems[i]})
+            continue
+        ids = tokenizer(texts[i], add_special_tokens=not chat)["input_ids"]
+        gen = None
+        if cfg.stochastic and cfg.seed is not None:
+            gen = _row_generator(cfg.seed, r, model.device)
+        pending[sched.submit(ids, gen)] = (i, j)
+    t_last, nfe_last = time.perf_counter(), 0
+    for ticket, res in sched.run():
+        now = time.perf_counter()
+        text = _decode_row(tokenizer, res.tokens.tolist(), end_ids)
+        if bar:
+            bar.update(1)
+        yield GeneratedBatch(rows=[pending.pop(ticket)], texts=[text], nfe=sched.nfe - nfe_last, seconds=now - t_last)
+        t_last, nfe_last = now, sched.nfe
 
 
 def generate_completions(model, tokenizer, prompts: list[str], gen_config, n_samples: int = 1, batch_size: int = 8,

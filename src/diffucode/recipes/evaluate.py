@@ -109,6 +109,9 @@ class EvalConfig:
                           "fence; '' for models trained to write the fence themselves, like the bundled one)"},
     )
     batch_size: int = field(default=8, metadata={"help": "rows decoded together"})
+    continuous_batching: bool = field(
+        default=False, metadata={"help": "block-causal / causal models: a finished row leaves the batch and the next "
+                                         "one joins at once (rows seeded by (seed, row) instead of per batch)"})
     timeout: float = field(default=10.0, metadata={"help": "seconds per program (HumanEval/MBPP; EvalPlus scales by reference time)"})
     workers: int | None = field(default=None, metadata={"help": "programs run in parallel (default: cores)"})
     isolation: Literal["auto", "require", "none"] = field(
@@ -227,6 +230,8 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--block-len", type=int, default=S, help="semi-autoregressive block length")
     d.add_argument("--cache", choices=["none", "prefix", "dual"], default=S, help="KV cache (bidirectional models)")
     d.add_argument("--batch-size", type=int, default=S, help="rows decoded together (default 8)")
+    d.add_argument("--continuous-batching", action="store_true", default=S,
+                   help="block-causal/causal models: finished rows leave the batch and queued rows join at once")
     d.add_argument("--seed", type=int, default=S, help="seed (default 0; batch b uses seed + b)")
     return p
 
@@ -312,6 +317,7 @@ def _generate(cfg: EvalConfig, tasks, out_dir: Path) -> dict:
         "benchmark": cfg.benchmark, "model": model_id, "chat": cfg.chat,
         "response_prefix": _response_prefix(cfg), "n_samples": cfg.n_samples,
         "batch_size": cfg.batch_size, "generation_config": _jsonable(dataclasses.asdict(gen_cfg)),
+        **({"continuous_batching": True} if cfg.continuous_batching else {}),
         "tasks": len(tasks), "task_digest": _task_digest(tasks),
     }
     infill = cfg.benchmark.startswith("humaneval_infill_")
@@ -350,7 +356,8 @@ def _generate(cfg: EvalConfig, tasks, out_dir: Path) -> dict:
                               prefix_only=cfg.prefix_only, skip=skip, progress=cfg.progress)
     else:
         batches = iter_generate(model, tok, prompts, gen_cfg, cfg.n_samples, cfg.batch_size, chat=cfg.chat,
-                                response_prefix=_response_prefix(cfg) or "", skip=skip, progress=cfg.progress)
+                                response_prefix=_response_prefix(cfg) or "", skip=skip, progress=cfg.progress,
+                                continuous=cfg.continuous_batching)
     n_failed = 0
     with JsonlAppender(samples_path) as out:
         for batch in batches:

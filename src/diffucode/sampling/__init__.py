@@ -10,7 +10,8 @@ lines validate their flags before the engine (and torch) is imported.
 from diffucode.sampling.algorithms import ALGORITHMS, DREAM_ALGS, LLADA_ALGS
 from diffucode.sampling.config import CACHE_MODES, GenerationConfig
 
-__all__ = ["ALGORITHMS", "CACHE_MODES", "DREAM_ALGS", "GenerationConfig", "GenerationOutput", "LLADA_ALGS", "generate"]
+__all__ = ["ALGORITHMS", "BatchScheduler", "CACHE_MODES", "DREAM_ALGS", "GenerationConfig", "GenerationOutput",
+           "LLADA_ALGS", "StreamResult", "generate", "generate_stream"]
 
 
 def __getattr__(name):  # the engine imports torch: only when asked for
@@ -18,4 +19,8 @@ def __getattr__(name):  # the engine imports torch: only when asked for
         from diffucode.sampling import engine
 
         return getattr(engine, name)
+    if name in ("BatchScheduler", "StreamResult", "generate_stream"):
+        from diffucode.sampling import continuous
+
+        return getattr(continuous, name)
     raise AttributeError(f"module 'diffucode.sampling' has no attribute {name!r}")

@@ -50,6 +50,11 @@ def _bench():
     return bench
 
 
+def _export():
+    from diffucode.recipes import export
+    return export
+
+
 COMMANDS = {
     "generate": ("decode a completion (or infill) with a diffusion model", _generate),
     "train": ("train: ar / mdm (DiffuCoder) / block (Stable-DiffCoder) / sft recipes", _train),
@@ -57,6 +62,7 @@ COMMANDS = {
     "eval": ("evaluate on HumanEval / MBPP / EvalPlus / synthetic tasks with pass@k", _eval),
     "analyze": ("AR-ness, entropy sink and decode-order pictures", _analyze),
     "serve": ("OpenAI-compatible HTTP server (completions, chat, infilling, streaming)", _serve),
+    "export": ("write a model in a release's layout (dream / llada / sdar) for the upstream code", _export),
     "bench": ("speed benchmarks of decoding and training (JSON output)", _bench),
 }
 

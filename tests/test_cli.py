@@ -6,12 +6,12 @@ import pytest
 from diffucode.cli import COMMANDS, main
 
 
-def test_help_lists_seven_commands(capsys):
+def test_help_lists_every_command(capsys):
     assert main(["--help"]) == 0
     out = capsys.readouterr().out
-    for name in ["generate", "train", "rl", "eval", "analyze", "serve", "bench"]:
+    for name in ["generate", "train", "rl", "eval", "analyze", "serve", "bench", "export"]:
         assert f"  {name} " in out
-    assert len(COMMANDS) == 7
+    assert len(COMMANDS) == 8
 
 
 def test_version(capsys):

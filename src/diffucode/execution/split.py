@@ -34,6 +34,7 @@ from pathlib import Path
 
 from diffucode.execution import runner as R
 from diffucode.execution import wire
+from diffucode.execution.zygote import ForkedCandidate, ZygoteError, ZygotePool
 
 MAX_RESTARTS = 3  # candidate restarts per job after a timed-out or killed call
 _JUDGE_SRC = (Path(__file__).with_name("wire.py").read_text() + "\n"
@@ -194,6 +195,20 @@ class _Candidate:
         for fd in (self.proc.stdin.fileno(), self.proc.stdout.fileno(), self.proc.stderr.fileno(), self.rep_r,
                    self.req_w):
             os.set_blocking(fd, False)
+        self.stdin_fd, self.stdout_fd, self.stderr_fd = (self.proc.stdin.fileno(), self.proc.stdout.fileno(),
+                                                         self.proc.stderr.fileno())
+
+    control_fd = None  # (a forked candidate's zygote socket, zygote.py)
+
+    @property
+    def returncode(self) -> int | None:
+        return None if self.proc is None else self.proc.returncode
+
+    def close_stdin(self) -> None:
+        self.proc.stdin.close()
+
+    def exited(self) -> bool:
+        return R._exited(self.proc.pid)
 
     def _cleanup_fds(self) -> None:
         for name in ("req_w", "rep_r"):
@@ -245,7 +260,8 @@ def _describe_exit(rc: int | None, backend: R._Backend) -> str:
     return f"the program exited (code {rc}) before the tests ran"
 
 
-def run_split(job: R.Job, cfg: R.SandboxConfig, backend: R._Backend, judges: JudgePool) -> R.ExecResult:
+def run_split(job: R.Job, cfg: R.SandboxConfig, backend: R._Backend, judges: JudgePool,
+              zygotes: ZygotePool | None = None) -> R.ExecResult:
     timeout = float(job.timeout or cfg.timeout)
     kind = job.mode
     fields = job.fields
@@ -256,7 +272,8 @@ def run_split(job: R.Job, cfg: R.SandboxConfig, backend: R._Backend, judges: Jud
     t0 = time.monotonic()
     deadline = t0 + timeout + job.grace
     judge = judges.get()
-    cand: _Candidate | None = None
+    cand: _Candidate | ForkedCandidate | None = None
+    zyg = None  # this job's fork server (zygotes), if any
     sel = selectors.DefaultSelector()
     partial: dict = {}
     done: dict | None = None
@@ -268,10 +285,24 @@ def run_split(job: R.Job, cfg: R.SandboxConfig, backend: R._Backend, judges: Jud
     rc = None
 
     def start_candidate() -> None:
-        nonlocal cand
-        cand = _Candidate(fields["program"], fields.get("setup") or "", bool(fields.get("quiet")), cfg, backend, timeout, max_reply)
-        for fd, what in ((cand.proc.stdin.fileno(), "in"), (cand.proc.stdout.fileno(), "out"),
-                         (cand.proc.stderr.fileno(), "err"), (cand.rep_r, "rep")):
+        nonlocal cand, zyg
+        args = (fields["program"], fields.get("setup") or "", bool(fields.get("quiet")), cfg, backend, timeout, max_reply)
+        if zygotes is not None:
+            if zyg is not None and not zyg.healthy:
+                zygotes.put(zyg)  # closes it
+                zyg = None
+            try:
+                if zyg is None:
+                    zyg = zygotes.get()
+                cand = ForkedCandidate(*args, zygote=zyg, frames_cls=_Frames)
+            except (ZygoteError, OSError):
+                cand = None  # no fork server now: a fresh sandbox for this candidate
+        if cand is None or cand.dead:
+            cand = _Candidate(*args)
+        for fd, what in ((cand.stdin_fd, "in"), (cand.stdout_fd, "out"), (cand.stderr_fd, "err"), (cand.rep_r, "rep"),
+                         (cand.control_fd, "ctl")):
+            if fd is None:
+                continue
             sel.register(fd, selectors.EVENT_WRITE if what == "in" else selectors.EVENT_READ, what)
             cand.registered.add(fd)
 
@@ -288,7 +319,7 @@ def run_split(job: R.Job, cfg: R.SandboxConfig, backend: R._Backend, judges: Jud
             return
         was_ready = cand.ready
         cand.kill(sel)
-        rc = cand.proc.returncode
+        rc = cand.returncode
         if not was_ready and load_error is None:
             load_error = {"type": "ProgramExit", "message": reason or _describe_exit(rc, backend)}
         if pending is not None:
@@ -324,7 +355,7 @@ def run_split(job: R.Job, cfg: R.SandboxConfig, backend: R._Backend, judges: Jud
             if call_deadline is not None:
                 if now >= call_deadline:
                     cand.kill(sel)  # its state is unknown now: the next call gets a fresh one
-                    rc = cand.proc.returncode
+                    rc = cand.returncode
                     reply(b"T")
                     continue
                 wait = min(wait, call_deadline - now)
@@ -371,6 +402,10 @@ def run_split(job: R.Job, cfg: R.SandboxConfig, backend: R._Backend, judges: Jud
                 if cand is None or key.fd not in cand.registered:
                     continue
                 fd = key.fd
+                if what == "ctl":  # the zygote said something (the candidate exited): see exited()
+                    if not cand.exited() and not cand.zygote.healthy:
+                        candidate_gone("the fork server failed")
+                    continue
                 if what in ("in", "req"):
                     buf = cand.payload if what == "in" else cand.outbuf
                     start = cand.sent if what == "in" else 0
@@ -385,7 +420,7 @@ def run_split(job: R.Job, cfg: R.SandboxConfig, backend: R._Backend, judges: Jud
                         if cand.sent >= len(buf):
                             sel.unregister(fd)
                             cand.registered.discard(fd)
-                            cand.proc.stdin.close()
+                            cand.close_stdin()
                     else:
                         del cand.outbuf[:n]
                         if not cand.outbuf:
@@ -442,7 +477,7 @@ def run_split(job: R.Job, cfg: R.SandboxConfig, backend: R._Backend, judges: Jud
             if cand is not None and not cand.dead:
                 # Exited, but a child it left may hold the pipes open: give the pipes a moment
                 # to drain, then the group kill ends it.
-                if cand.exited_at is None and R._exited(cand.proc.pid):
+                if cand.exited_at is None and cand.exited():
                     cand.exited_at = time.monotonic()
                 if cand.exited_at is not None and time.monotonic() - cand.exited_at > 0.2:
                     candidate_gone("")
@@ -450,7 +485,7 @@ def run_split(job: R.Job, cfg: R.SandboxConfig, backend: R._Backend, judges: Jud
         aborted_call = pending is not None
         if cand is not None and not cand.dead:
             cand.kill(sel)
-            rc = cand.proc.returncode
+            rc = cand.returncode
         if (timed_out or output_exceeded) and done is None and not judge_failed:
             if aborted_call:
                 # The judge is waiting on the call: let it finish its verdict (partial counts).
@@ -487,6 +522,8 @@ def run_split(job: R.Job, cfg: R.SandboxConfig, backend: R._Backend, judges: Jud
         if judge_failed or done is None:
             judge.healthy = False
         judges.put(judge)
+        if zyg is not None:
+            zygotes.put(zyg)
     duration = time.monotonic() - t0
     details = R._clean(dict(partial))
     if isinstance(done, dict):

@@ -85,8 +85,8 @@ class RLModelConfig(ModelConfig):
     )
     attention: Optional[Literal["bidirectional", "block_causal"]] = field(
         default=None,
-        metadata={"help": "override the attention (unset: the checkpoint's; tiny: bidirectional). The coupled estimator "
-                          "is derived for bidirectional models; block_causal runs it under the model's own mask"},
+        metadata={"help": "override the attention (unset: the checkpoint's; tiny: bidirectional). block_causal models "
+                          "get the block-diffusion estimator (grpo.layout)"},
     )
     shift: Optional[bool] = field(default=None, metadata={"help": "override the logits shift (unset: the checkpoint's; tiny: true)"})
     block_len: Optional[int] = field(default=None, metadata={"help": "block length for block_causal attention"})
@@ -203,6 +203,13 @@ class GRPOConfig:
     baseline: Literal["mean", "leave_one_out"] = field(default="mean", metadata={"help": "group baseline of the advantage"})
     scale_std: bool = field(default=False, metadata={"help": "divide advantages by the group's reward std (off in DiffuCoder)"})
     batch_passes: bool = field(default=True, metadata={"help": "run the estimator's passes as one batched forward"})
+    layout: Literal["auto", "plain", "block"] = field(
+        default="auto",
+        metadata={"help": "what the estimator's passes condition on. block: block-diffusion coupled-GRPO on the x_t ++ x0 "
+                          "layout (a masked token of block b sees clean blocks < b and its own block's noisy tokens; "
+                          "no-shift block-causal models; estimators coupled/decoupled/full); plain: prompt ++ noisy "
+                          "completion under the model's own attention; auto: block for block-causal models, else plain"},
+    )
 
     def __post_init__(self):
         if not 0.0 < self.t_min <= self.t_max < 1.0:
@@ -501,6 +508,12 @@ def _train_rl(
                                      lambda msg: _log(accelerator, msg))
     # -- model, reference, data -----------------------------------------------------------------
     model, tok = _build_model(cfg)
+    from diffucode.rl.block import resolve_layout
+
+    try:
+        layout = resolve_layout(model, cfg.grpo.layout, cfg.grpo.estimator, cfg.grpo.hide_prompt_pads)
+    except ValueError as e:
+        raise ConfigError(f"grpo.layout={cfg.grpo.layout}: {e}") from e
     _disable_dropout(model)
     if cfg.model.gradient_checkpointing:
         model.backbone.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
@@ -552,7 +565,7 @@ def _train_rl(
     n_params = sum(p.numel() for p in core.parameters() if p.requires_grad)
     _log(accelerator, f"coupled-GRPO: estimator {cfg.grpo.estimator}, {len(records)} prompts, {cfg.prompts_per_step} "
                       f"prompts x G={G} per step over {world} process(es), mu={mu}, beta={cfg.grpo.beta}; model "
-                      f"{core.attention} (shift {core.shift}), {n_params:,} trainable parameters; rewards "
+                      f"{core.attention} (shift {core.shift}), estimator layout {layout}, {n_params:,} trainable parameters; rewards "
                       f"{dict(zip(func_names, cfg.reward.weights))}")
 
     def save(step: int) -> Path:
@@ -616,7 +629,7 @@ def _train_rl(
                 with accelerator.autocast():
                     return estimate_logps(net, prompt_ids[sl], prompt_mask[sl], comp_ids[sl], plan.rows(sl),
                                           mask_token_id=core.mask_token_id, batch_passes=cfg.grpo.batch_passes,
-                                          hide_pads=cfg.grpo.hide_prompt_pads)
+                                          hide_pads=cfg.grpo.hide_prompt_pads, layout=layout)
 
             ref_logps: list = [None] * n_plans
             old_logps: list = [None] * n_plans

@@ -47,9 +47,13 @@ reference draws one per micro-batch); the padded prompt gets a proper attention 
 passes are run as one batched forward of ``3B`` rows (``batch_passes=False`` runs them one by one
 to save memory).
 
-Limitation: the estimator is derived for bidirectional models. For block-causal models the passes
-use the model's own (block-causal) attention, so a masked token in block ``b`` cannot see clean
-tokens of later blocks; the estimate is then a different, more AR-like quantity.
+Block-diffusion models (``layout="block"``, chosen automatically for block-causal models by
+the recipe): the same masks and combination, but each pass runs on the ``x_t ++ x0`` layout, so a
+masked token of block ``b`` is predicted from the clean blocks ``< b`` and its own block's noisy
+tokens, the block model's own conditional; derivation, unbiasedness and variance in
+``diffucode.rl.block``. ``layout="plain"`` on a block-causal model runs the passes under the
+model's own block-causal mask on the noisy sequence (earlier blocks then also partly masked): a
+different, more AR-like quantity, kept only as an explicit opt-in.
 """
 
 from __future__ import annotations
@@ -289,8 +293,12 @@ def estimate_logps(
     mask_token_id: int | None = None,
     batch_passes: bool = True,
     hide_pads: bool = True,
+    layout: str = "plain",
 ) -> torch.Tensor:
     """``[B, L]`` per-token log-likelihood estimate of ``completion_ids`` under ``model``.
+
+    ``layout="block"``: a block-diffusion model's passes on the ``x_t ++ x0`` layout
+    (:func:`diffucode.rl.block.estimate_logps_block`); ``"plain"``: prompt ++ noisy completion.
 
     ``model(input_ids, attention_mask=...)`` must return aligned logits (``diffucode.models``).
     The ``K`` passes run as one forward of ``K*B`` rows unless ``batch_passes`` is False. Gradients
@@ -300,6 +308,15 @@ def estimate_logps(
     if prompt_ids.shape[1] < 1:
         raise ValueError("the prompt must have at least one token (a shift model cannot predict a row's first token)")
     mask_token_id = model.mask_token_id if mask_token_id is None else mask_token_id
+    if layout == "block":
+        from diffucode.rl.block import estimate_logps_block
+
+        if not hide_pads:
+            raise ValueError("the block layout hides the prompt's pads (blocks align from the first real token)")
+        return estimate_logps_block(model, prompt_ids, prompt_mask, completion_ids, plan, mask_token_id,
+                                    batch_passes=batch_passes)
+    if layout != "plain":
+        raise ValueError(f"layout must be 'plain' or 'block', got {layout!r}")
     B, P = prompt_ids.shape
     L = completion_ids.shape[1]
     K = plan.completion_masks.shape[0]

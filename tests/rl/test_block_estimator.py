@@ -218,7 +218,8 @@ def test_cli_rejects_an_unsupported_combination(tmp_path, capsys):
     assert "grpo.layout=block: the block layout needs a block-causal model" in capsys.readouterr().err
 
 
-def test_short_rl_run_on_a_block_policy_changes_weights_and_logs_finite_loss_and_kl(tmp_path):
+def test_short_rl_run_on_a_block_policy_changes_weights_and_logs_finite_loss_and_kl(tmp_path, monkeypatch):
+    import diffucode.rl.block as block_mod
     from diffucode.config import load_config
     from diffucode.recipes.rl import RLConfig, _build_model, train_rl
     from diffucode.training.checkpoint import load_safetensors_dir
@@ -232,7 +233,11 @@ def test_short_rl_run_on_a_block_policy_changes_weights_and_logs_finite_loss_and
         "grpo.mu=2", "reward.funcs=[format]", "reward.weights=[1.0]", "optim.weight_decay=0.0",
     ])
     init, _ = _build_model(cfg)
+    calls = []
+    real = block_mod.estimate_logps_block
+    monkeypatch.setattr(block_mod, "estimate_logps_block", lambda *a, **k: calls.append(1) or real(*a, **k))
     res = train_rl(cfg, reward_funcs=[varied_reward])
+    assert calls, "the recipe did not route a block-causal policy through the block layout"
     assert res.status == "finished"
     rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert len(rows) == 2

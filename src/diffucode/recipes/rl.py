@@ -12,7 +12,8 @@ One step of the loop (read it top to bottom in :func:`train_rl`):
 3. score them with the reward functions (TRL signature; code execution in the sandbox + format),
    and turn the weighted rewards into group-relative advantages;
 4. draw the estimator's masks once (seeded by run seed, step, completion, iteration), compute the
-   reference model's estimate with them;
+   reference model's estimate with them (block-causal policies: passes on the ``x_t ++ x0``
+   layout, ``grpo.layout``, see ``diffucode.rl.block``);
 5. ``mu`` optimiser updates on the clipped GRPO loss + ``beta`` KL3; the first update's estimate
    is the old-policy estimate (same masks, same weights: the ratio is exactly 1), later updates
    reuse it;

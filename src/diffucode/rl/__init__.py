@@ -7,6 +7,8 @@ Pure pieces, importable without a model:
 
 * ``estimators``: complementary masks (:func:`coupled_masks`) and the per-token log-likelihood
   estimators (coupled / decoupled / full-mask / d1 one-pass).
+* ``block``: the same estimators for block-diffusion models, on the ``x_t ++ x0`` layout
+  (derivation in its docstring; ``grpo.layout`` in the recipe).
 * ``advantages``: group-mean and leave-one-out baselines, reward weighting.
 * ``loss``: the clipped-ratio GRPO loss with the k3 KL penalty.
 * ``rewards``: TRL-compatible format and code-execution rewards (execution via the sandbox).

@@ -1,5 +1,5 @@
 """coupled-GRPO's log-likelihood estimators: complementary masks, the combination formula, batching,
-and the variance claim measured on a tiny model (ALGORITHMS.md s.4)."""
+and the variance claim measured on a tiny model (docs/ALGORITHMS.md s.4)."""
 
 import pytest
 import torch

@@ -33,7 +33,7 @@ def test_shipped_configs_validate():
         cfg = load_config(RLConfig, f)
         assert cfg.grpo.estimator == "coupled"
     full = load_config(RLConfig, ROOT / "configs" / "rl" / "coupled_grpo.yaml")
-    # the published settings (ALGORITHMS.md s.4)
+    # the published settings (docs/ALGORITHMS.md s.4)
     assert (full.rollout.group_size, full.rollout.temperature, full.rollout.top_p, full.rollout.alg) == (10, 1.2, 0.95, "entropy")
     assert (full.grpo.clip_eps, full.grpo.beta, full.grpo.mu, full.grpo.ref_sync_every) == (0.5, 0.01, 2, 64)
     assert (full.reward.funcs, full.reward.weights, full.optim.lr) == (["code", "format"], [2.0, 0.5], 1e-6)
@@ -70,6 +70,7 @@ def test_tiny_config_runs_and_resume_is_exact(tmp_path):
     wa, wb = _weights(a / "final"), _weights(b / "final")
     assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
     assert (a / "config.yaml").is_file() and (a / "checkpoints" / "step-00000002" / "extra.pt").is_file()
+    assert (a / "reward_curve.png").stat().st_size > 1000  # logging.plot (default true) writes it
     # starting over an existing run without resume/overwrite is refused
     assert main(base + [f"output_dir={a}"]) == 2
 

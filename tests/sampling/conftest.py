@@ -1,6 +1,6 @@
 """Fixtures for the decoding tests: tiny models and a slow, obviously-correct reference decoder.
 
-The reference decoder follows ALGORITHMS.md section 2 line by line for ONE row: it runs the
+The reference decoder follows docs/ALGORITHMS.md section 2 line by line for ONE row: it runs the
 model on the whole canvas at every step (no cache, no batching, no padding), reads the model's
 own aligned logits, and picks positions with plain Python sorting. Random draws follow the
 engine's documented protocol (per step: tokens, then `random` scores, then alg_temp noise or

@@ -9,7 +9,7 @@ permutation of ``0..L-1``). The engine (``diffucode.sampling.generate``) returns
 view, the step at which each position was revealed; :func:`reveal_steps_to_positions`
 converts it.
 
-Definitions (ALGORITHMS.md section 5):
+Definitions (docs/ALGORITHMS.md section 5):
 
 * **Local AR-ness@k**: the fraction of steps ``t`` at which the ``k`` previously revealed
   positions are exactly ``p_t - 1, ..., p_t - k``, i.e. ``p_{t-j} = p_t - j`` for
@@ -208,7 +208,7 @@ def reveal_steps_to_positions(
     * ``"random"``: list them in a random order (``random.Random(seed)``), neutral on average.
 
     The reference Dream schedule with ``steps == max_new_tokens`` reveals ``[0, 1, ..., 1, 2]``
-    tokens per step (ALGORITHMS.md section 2), so its last step always has two tokens: use a
+    tokens per step (docs/ALGORITHMS.md section 2), so its last step always has two tokens: use a
     tie rule other than ``"error"`` for it, or count multi-token steps with
     :func:`count_multi_reveal_steps`.
     """

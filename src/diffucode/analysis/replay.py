@@ -8,8 +8,8 @@ prompt, the completion's token strings and the step at which each was revealed a
 blob, and a small script that draws the completion at a chosen step: tokens revealed so
 far in a colour that encodes their reveal step (early = dark blue, late = yellow, the
 viridis-like ramp of the PNG heat map), tokens still masked as grey placeholders. Controls:
-play/pause, a step slider, step back/forward and a speed selector. ``page.html#step=N``
-opens the page at step ``N``; ``page.html#play`` starts playing at once.
+play/pause, a step slider, step back/forward and a speed selector. The page opens at the first
+frame (step 1); ``page.html#step=N`` opens it at step ``N``; ``page.html#play`` starts playing at once.
 
 Token text is never written into the HTML as markup: it travels inside JSON (with ``<``, ``>``
 and ``&`` escaped as ``\\u003c`` ... so ``</script>`` in a completion cannot end the script
@@ -175,9 +175,10 @@ _JS = r"""
   var metaLines = Object.keys(data.meta).map(function (k) { return k + ": " + JSON.stringify(data.meta[k]); });
   document.getElementById("meta").textContent = metaLines.join("\n");
   window.replay = { show: show, play: play, stop: stop, numSteps: T, current: function () { return current; } };
-  // page.html#step=N opens at step N; page.html#play starts playing
+  // opens at the first frame (step 1: the first token revealed), Play runs the rest;
+  // page.html#step=N opens at step N (0: everything masked); page.html#play starts playing
   var m = /step=(\d+)/.exec(location.hash);
-  show(m ? Number(m[1]) : 0);
+  show(m ? Number(m[1]) : Math.min(1, T));
   if (/play/.test(location.hash)) play();
 })();
 """

@@ -3,7 +3,7 @@
     python -c "from diffucode.models import build_tiny_model; from diffucode.analysis.sink import entropy_sink; \
 m, t = build_tiny_model(); print(entropy_sink(m, t, ['def f(x):\\n'], gen_len=16).summary())"
 
-Setup (DiffuCoder section 4.1, ALGORITHMS.md section 5): the prompt is clean and the whole
+Setup (DiffuCoder section 4.1, docs/ALGORITHMS.md section 5): the prompt is clean and the whole
 completion ``[M] * L`` is masked, exactly the input of decoding step 1. One forward pass
 gives, at every completion position ``j``, a distribution over the vocabulary (``align=True``
 logits, so shift models read the output at ``j - 1``). Its confidence is the maximum softmax

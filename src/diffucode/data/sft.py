@@ -12,7 +12,7 @@ With ``chat_template=True`` the tokenizer's chat template formats the conversati
 ends with the generation prompt, the response carries the end-of-turn marker). The prompt is
 never masked; the response and whatever follows it is the training region.
 
-Two ways to teach the model to stop (ALGORITHMS.md section 3, SFT):
+Two ways to teach the model to stop (docs/ALGORITHMS.md section 3, SFT):
 
 * ``pad_mode="pad_to_max"`` (DiffuCoder): response + EOS, then filled with a pad token up to
   ``max_seq_len``; the fill is real, attended and supervised, so the model learns to write

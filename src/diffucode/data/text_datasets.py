@@ -38,11 +38,16 @@ def resolve_source(spec: str, base_dir: str | Path | None = None) -> list[Path] 
     """Expand one source into files (sorted), or return it unchanged if it is a hub id.
 
     A relative path is looked up in the current directory first, then in ``base_dir`` (the
-    config file's directory), so shipped configs work from anywhere.
+    config file's directory), then, for ``configs/...``, among the configs shipped in the package,
+    so shipped configs work from anywhere.
     """
     candidates = [Path(spec)]
     if base_dir is not None and not Path(spec).is_absolute():
         candidates.append(Path(base_dir) / spec)
+    if spec.startswith("configs/"):  # data shipped with the configs (configs/train/data/...), also after pip install
+        from diffucode.shipped_configs import CONFIG_ROOT
+
+        candidates.append(CONFIG_ROOT / spec[len("configs/"):])
     for cand in candidates:
         if any(ch in str(cand) for ch in "*?["):
             files = sorted(Path(p) for p in glob.glob(str(cand), recursive=True) if Path(p).is_file())

@@ -7,7 +7,7 @@ whether the model uses the Dream/DiffuCoder logits shift; the only shift-specifi
 mask a row's first token) lives in ``masking.maskable_positions``. The AR loss is the exception:
 it uses the raw next-token logits (``align=False``).
 
-Normalisation (ALGORITHMS.md leaves it open; our choice): every loss is a *sum* over
+Normalisation (docs/ALGORITHMS.md leaves it open; our choice): every loss is a *sum* over
 supervised positions divided by a ``normalizer`` the caller supplies. The trainer passes the
 number of supervisable tokens in the whole global batch (all processes and micro-batches),
 counted before masking, so

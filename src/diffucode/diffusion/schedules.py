@@ -1,4 +1,4 @@
-"""Noise schedules for masked- and block-diffusion training (ALGORITHMS.md section 3).
+"""Noise schedules for masked- and block-diffusion training (docs/ALGORITHMS.md section 3).
 
     python -c "from diffucode.diffusion.schedules import warmup_mask_cap; print(warmup_mask_cap(50, 100))"
 

@@ -23,7 +23,8 @@ Units: ``max_steps`` counts rollout steps; each makes ``grpo.mu`` optimiser upda
 schedule runs over ``max_steps * mu`` updates; ``ref_sync_every`` counts updates, as the paper's 64).
 
 Outputs in ``output_dir``, as ``diffucode train``: ``config.yaml``, ``checkpoints/step-XXXXXXXX/``
-(model, optimiser, scheduler, RNG, reference model in ``extra.pt``), ``final/``, and ``metrics.jsonl``
+(model, optimiser, scheduler, RNG, reference model in ``extra.pt``), ``final/``, ``reward_curve.png``
+(reward, pass rate, KL and loss per step; ``logging.plot``) and ``metrics.jsonl``
 with one line per step: ``reward`` (weighted, mean over completions), ``rewards/<func>``, ``pass_rate``
 (share of completions passing every assert), ``reward_std`` (mean within-group std), ``zero_std_frac``
 (groups with no signal), ``kl`` (the estimator's own k3, token mean over the ``mu`` updates: its scale
@@ -767,6 +768,11 @@ def _train_rl(
                 core.save_pretrained(final_dir, tokenizer=tok)
         accelerator.wait_for_everyone()
     metrics.close()
+    if accelerator.is_main_process and cfg.logging.plot:  # the plot logging.plot documents
+        from diffucode.training.logging import METRICS_FILE, plot_metric_curves
+
+        plot_metric_curves(out / METRICS_FILE, out / "reward_curve.png", ("reward", "pass_rate", "kl", "loss"),
+                           title=f"coupled-GRPO ({cfg.grpo.estimator}): {out.name}")
     _log(accelerator, f"{status} at step {end_step} in {time.time() - t_start:.1f}s; outputs in {out}")
     return RLResult(status, end_step, out, final_dir, latest_checkpoint(out), last_record)
 

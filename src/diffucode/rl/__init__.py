@@ -1,4 +1,4 @@
-"""coupled-GRPO: reinforcement learning for diffusion code models (DiffuCoder, ALGORITHMS.md s.4).
+"""coupled-GRPO: reinforcement learning for diffusion code models (DiffuCoder, docs/ALGORITHMS.md s.4).
 
     python -m pytest tests/rl -q
     diffucode rl --config configs/rl/coupled_grpo_tiny.yaml

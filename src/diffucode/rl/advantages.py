@@ -1,4 +1,4 @@
-"""Group-relative advantages and reward weighting for GRPO (ALGORITHMS.md s.4).
+"""Group-relative advantages and reward weighting for GRPO (docs/ALGORITHMS.md s.4).
 
     python -c "import torch; from diffucode.rl import group_advantages; \
 print(group_advantages(torch.tensor([1., 0., 0., 1., 1., 1.]), group_size=3))"

@@ -1,4 +1,4 @@
-"""Per-token log-likelihood estimators for diffusion policies: coupled-GRPO's core (DiffuCoder, ALGORITHMS.md s.4).
+"""Per-token log-likelihood estimators for diffusion policies: coupled-GRPO's core (DiffuCoder, docs/ALGORITHMS.md s.4).
 
     python -c "import torch; from diffucode.rl import coupled_masks; \
 print(coupled_masks(torch.ones(2, 6, dtype=torch.bool), 0.5, torch.Generator().manual_seed(0)))"

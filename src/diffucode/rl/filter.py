@@ -1,4 +1,4 @@
-"""The hard-prompt filter of DiffuCoder's RL data (ALGORITHMS.md s.4): keep hard, discriminative prompts.
+"""The hard-prompt filter of DiffuCoder's RL data (docs/ALGORITHMS.md s.4): keep hard, discriminative prompts.
 
     diffucode rl filter --prompts prompts.jsonl --pass-rates rates.jsonl --out hard.jsonl
 

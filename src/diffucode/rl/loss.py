@@ -1,4 +1,4 @@
-"""The clipped GRPO objective with the k3 KL penalty (ALGORITHMS.md s.4).
+"""The clipped GRPO objective with the k3 KL penalty (docs/ALGORITHMS.md s.4).
 
     python -c "import torch; from diffucode.rl import grpo_loss; \
 print(grpo_loss(torch.zeros(1, 2), torch.zeros(1, 2), torch.ones(1), torch.ones(1, 2, dtype=torch.bool)).loss)"

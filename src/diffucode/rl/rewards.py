@@ -1,4 +1,4 @@
-r"""Rewards for code RL: execution (fraction of asserts passing) and answer format (ALGORITHMS.md s.4).
+r"""Rewards for code RL: execution (fraction of asserts passing) and answer format (docs/ALGORITHMS.md s.4).
 
     python -c 'from diffucode.rl.rewards import format_score; print(format_score("```python\nx = 1\n```"))'
 

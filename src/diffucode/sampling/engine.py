@@ -1,5 +1,5 @@
 """The decoding engine: ``generate(model, input_ids, attention_mask, config)`` for every
-unmasking algorithm of ALGORITHMS.md section 2, batched, with KV caches and parallel decoding.
+unmasking algorithm of docs/ALGORITHMS.md section 2, batched, with KV caches and parallel decoding.
 
     python -c "
     from diffucode.models import build_tiny_model

@@ -1,5 +1,5 @@
 """Remasking rules: the pure math of which masked positions a diffusion sampler reveals, and with
-which token (ALGORITHMS.md section 2). No model, no I/O; every function works on plain tensors.
+which token (docs/ALGORITHMS.md section 2). No model, no I/O; every function works on plain tensors.
 
     python -c "from diffucode.sampling.remasking import dream_schedule; print(dream_schedule(256, 256))"
 

@@ -198,7 +198,7 @@ class LoggingConfig:
     wandb: bool = field(default=False, metadata={"help": "also log to Weights & Biases"})
     wandb_project: str = field(default="diffucode", metadata={"help": "W&B project"})
     run_name: Optional[str] = field(default=None, metadata={"help": "run name for W&B / TensorBoard (default: output_dir name)"})
-    plot: bool = field(default=True, metadata={"help": "write loss_curve.png at the end"})
+    plot: bool = field(default=True, metadata={"help": "write the curves at the end: loss_curve.png (train), reward_curve.png (rl)"})
 
     def __post_init__(self):
         if self.log_every < 1:

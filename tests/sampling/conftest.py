@@ -257,15 +257,20 @@ def reference_decode(model, prompt: list[int], cfg, gen=None, suffix=(), block_c
                     score = [score[k] / cfg.alg_temp - math.log(-math.log(float(u[k]))) for k in range(m)]
                 if cfg.threshold is not None:
                     sure = {k for k in range(m) if p_tok[k] >= cfg.threshold}
-                    best = _top_n(score, 1, sure)[0]
-                    for k in range(m):
-                        if k != best:
-                            _check_gap(abs(p_tok[k] - cfg.threshold), "confidence threshold")
-                    chosen = [k for k in range(m) if k == best or k in sure]
-                    if cfg.threshold_floor == "schedule":  # ... and at least the schedule's count
+                    if cfg.threshold_floor == "schedule":  # every sure one and at least the schedule's count
                         n = m if last else (int(torch.tensor(float(m)) * (1 - ts[i + 1] / ts[i])) if dream
                                             else base + (1 if i < rem else 0))
-                        chosen = sorted(set(chosen) | set(_top_n(score, n, set(chosen))))
+                        floor = set(_top_n(score, n, sure))
+                        for k in range(m):
+                            if k not in floor:
+                                _check_gap(abs(p_tok[k] - cfg.threshold), "confidence threshold")
+                        chosen = sorted(sure | floor)
+                    else:  # Fast-dLLM: every sure one, and always the best one
+                        best = _top_n(score, 1, sure)[0]
+                        for k in range(m):
+                            if k != best:
+                                _check_gap(abs(p_tok[k] - cfg.threshold), "confidence threshold")
+                        chosen = [k for k in range(m) if k == best or k in sure]
                 else:
                     if dream:
                         n = m if last else int(torch.tensor(float(m)) * (1 - ts[i + 1] / ts[i]))

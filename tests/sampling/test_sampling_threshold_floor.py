@@ -13,6 +13,8 @@ PROMPT = "def add(a, b):\n"
     ("llada_model", dict(alg="low_confidence", block_len=4)),
     ("block_model", dict(alg="low_confidence")),
     ("llada_model", dict(alg="random", block_len=6, temperature=0.5, seed=1)),
+    ("dream_model", dict(alg="topk_margin", block_len=6)),  # Dream's first step reveals nothing: still no extra NFE
+    ("block_shift_model", dict(alg="entropy")),
 ])
 def test_unreachable_threshold_is_the_schedule(request, fixture, kw):
     """No candidate of these untrained models reaches p = 0.999, so with the floor the threshold
@@ -27,7 +29,7 @@ def test_unreachable_threshold_is_the_schedule(request, fixture, kw):
         assert floor.sequences.tolist() == plain.sequences.tolist()
         assert floor.order.tolist() == plain.order.tolist()
         assert floor.nfe == plain.nfe
-        if fixture != "block_model":
+        if fixture in ("llada_model", "dream_model"):
             assert floor.nfe <= steps
 
 
@@ -55,10 +57,17 @@ def test_floor_never_takes_more_steps_than_the_schedule(sharp_model):
                                                                stop_at_eos=False))
             assert out.num_steps <= steps and out.nfe <= steps
             assert out.nfe <= one.nfe  # the floor only ever adds tokens to a step
-        # the default (steps = max_new_tokens, a floor of one token per step) is Fast-dLLM's rule
-        default = generate(model, ids, config=GenerationConfig(max_new_tokens=16, threshold=thr, block_len=8,
-                                                               stop_at_eos=False))
-        assert default.sequences.tolist() == one.sequences.tolist() and default.nfe == one.nfe
+        # the default (steps = max_new_tokens): with LLaDA's even split, a floor of one token per
+        # step is exactly Fast-dLLM's rule; with Dream's schedule (first step of a block reveals
+        # nothing, its logits are reused) it never needs more forwards
+        for alg in ("low_confidence", "entropy"):
+            kw = dict(max_new_tokens=16, threshold=thr, block_len=8, stop_at_eos=False, alg=alg)
+            one = generate(model, ids, config=GenerationConfig(threshold_floor="one", **kw))
+            default = generate(model, ids, config=GenerationConfig(**kw))
+            if alg == "low_confidence":
+                assert default.sequences.tolist() == one.sequences.tolist() and default.nfe == one.nfe
+            else:
+                assert default.nfe <= one.nfe
 
 
 def test_steps_with_fastdllm_exact_rule_is_refused():

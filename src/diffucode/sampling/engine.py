@@ -64,8 +64,11 @@ Departures from the references (Dream ``_sample``, LLaDA ``generate``, Fast-dLLM
   probability >= threshold, and never fewer than the step schedule would (``threshold_floor =
   "schedule"``, the default: the schedule's count of best-scored candidates, and at least one):
   so a threshold never takes more forward passes than the same ``steps`` without it, and
-  ``steps`` caps them. ``steps=None`` makes the floor one token per step, which is exactly
-  Fast-dLLM's rule; ``threshold_floor="one"`` is that rule for any length (``steps`` refused).
+  ``steps`` caps them. With ``steps=None`` the floor is one token per step (LLaDA's algorithms:
+  exactly Fast-dLLM's rule; Dream's schedule reveals nothing at a block's first step, and a step
+  that reveals nothing reuses its logits, so there too it costs no forward more than the
+  schedule). ``threshold_floor="one"`` is Fast-dLLM's rule (always the single best token, then
+  everything above the threshold; ``steps`` refused).
   Fast-dLLM instead reveals only the single best token when nothing reaches the threshold, so an
   unsure model can need many more steps than the schedule it replaced. Batched rows share the
   block boundaries, so a row that has finished a block waits for the others (the tokens are
@@ -395,9 +398,11 @@ def _choose(cfg, cand, tokens, p_chosen, score, sizes, gens, counts_now, t, s, l
     if cfg.threshold is not None:
         probs = torch.zeros(B, nw, dtype=p_chosen.dtype, device=dev)
         probs[cand] = p_chosen
-        best = R.select_top(scores_head, head.any(-1).long()) & head  # always one in the head block
-        sel = (cand & (probs >= cfg.threshold)) | best
-        return sel if floor is None else sel | floor
+        sel = cand & (probs >= cfg.threshold)
+        if floor is not None:  # the schedule's count is the floor (0 at Dream's first step: logits reused)
+            return sel | floor
+        best = R.select_top(scores_head, head.any(-1).long()) & head  # Fast-dLLM: always one in the head block
+        return sel | best
     return floor
 
 

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from diffucode.rl import combine_logps, draw_mask_noise, estimate_logps, plan_masks
-from diffucode.rl.block import block_pass_inputs, resolve_layout
+from diffucode.rl.block import block_pass_inputs, max_completion_blocks, resolve_layout
 
 torch.set_num_threads(1)
 BK = 4
@@ -65,13 +65,16 @@ def _batch(seed, B=3, P=6, L=7):
     return prompt, pmask, comp
 
 
-@pytest.mark.parametrize("estimator", ["coupled", "decoupled", "full"])
+@pytest.mark.parametrize("estimator", ["coupled", "decoupled", "full", "coupled-t_per_block"])
 def test_estimate_equals_an_independent_per_block_computation(block_model, estimator):
     prompt, pmask, comp = _batch(0)
     B, L = comp.shape
     nm = torch.ones(B, L, dtype=torch.bool)
     nm[0, -2:] = False  # positions outside the noised region stay clean and get estimate 0
-    plan = plan_masks(estimator, nm, draw_mask_noise(4, list(range(B)), 0, L))
+    per_block = estimator.endswith("t_per_block")
+    noise = draw_mask_noise(4, list(range(B)), 0, L, n_block_t=max_completion_blocks(L, BK) if per_block else 0)
+    plan = plan_masks(estimator.split("-")[0], nm, noise, prompt_mask=pmask, block_len=BK)
+    assert plan.t.dim() == (2 if per_block else 1)
     with torch.no_grad():
         shared = estimate_logps(block_model, prompt, pmask, comp, plan, layout="block", batch_passes=True)
         apart = estimate_logps(block_model, prompt, pmask, comp, plan, layout="block", batch_passes=False)
@@ -162,7 +165,8 @@ def _exact_target(model, prompt, comp, t_range=(0.2, 0.8)):
     return target
 
 
-def test_mean_over_mask_seeds_matches_the_enumerated_target_and_coupled_has_lower_variance(block_model):
+@pytest.mark.parametrize("t_per", ["completion", "block"])
+def test_mean_over_mask_seeds_matches_the_enumerated_target_and_coupled_has_lower_variance(block_model, t_per):
     """Prompt of 3 tokens, completion of 7 with B = 4: blocks of 1 (shared with the prompt), 4 and
     2 completion tokens. S = 600 seeds. Per token and for the sequence sum the Monte-Carlo mean must
     lie within 4 standard errors of the exact target (seeded, so deterministic; under a normal
@@ -176,11 +180,13 @@ def test_mean_over_mask_seeds_matches_the_enumerated_target_and_coupled_has_lowe
     comp = torch.randint(10, 300, (1, L), generator=g)
     target = _exact_target(block_model, prompt, comp)
     nm = torch.ones(S, L, dtype=torch.bool)
-    noise = draw_mask_noise(21, list(range(S)), 0, L)
+    noise = draw_mask_noise(21, list(range(S)), 0, L, n_block_t=max_completion_blocks(L, BK) if t_per == "block" else 0)
     est = {}
     with torch.no_grad():
         for name in ("coupled", "decoupled"):
-            plan = plan_masks(name, nm, noise)
+            plan = plan_masks(name, nm, noise, prompt_mask=torch.ones(S, P, dtype=torch.long), block_len=BK)
+            if t_per == "block":  # blocks {0}, {1..4}, {5, 6} of the completion have their own rates
+                assert torch.equal(plan.t, noise.t_block[:, [0, 1, 1, 1, 1, 2, 2]])
             est[name] = estimate_logps(block_model, prompt.expand(S, -1), torch.ones(S, P, dtype=torch.long),
                                        comp.expand(S, -1), plan, layout="block").double()  # [S, L]
     for name, e in est.items():
@@ -189,6 +195,8 @@ def test_mean_over_mask_seeds_matches_the_enumerated_target_and_coupled_has_lowe
         seq = e.sum(1)
         assert abs(seq.mean() - target.sum()) <= 4 * seq.std() / math.sqrt(S), (name, seq.mean(), target.sum())
     var_c, var_d = est["coupled"].sum(1).var().item(), est["decoupled"].sum(1).var().item()
+    print(f"t_per={t_per}: seq mean coupled {est['coupled'].sum(1).mean():.3f} decoupled "
+          f"{est['decoupled'].sum(1).mean():.3f} target {target.sum():.3f}; var coupled {var_c:.2f} decoupled {var_d:.2f}")
     assert var_c < 0.5 * var_d, (var_c, var_d)
 
 
@@ -210,12 +218,21 @@ def test_layout_resolution_and_clear_errors(block_model):
         resolve_layout(shifted, "auto", "full")
 
 
-def test_cli_rejects_an_unsupported_combination(tmp_path, capsys):
+def test_cli_rejects_unsupported_combinations_and_runs_per_block_t(tmp_path, capsys):
     from diffucode.recipes.rl import main
 
     rc = main(["--config", str(TINY), f"output_dir={tmp_path / 'x'}", "grpo.layout=block", "max_steps=1"])
     assert rc == 2
     assert "grpo.layout=block: the block layout needs a block-causal model" in capsys.readouterr().err
+    rc = main(["--config", str(TINY), f"output_dir={tmp_path / 'y'}", "grpo.t_per=block", "max_steps=1"])
+    assert rc == 2
+    assert "grpo.t_per=block needs the block layout" in capsys.readouterr().err
+    # and on a block policy it runs
+    block = ["model.attention=block_causal", "model.shift=false", "model.block_len=4", "rollout.max_new_tokens=8",
+             "rollout.steps=8", "prompts_per_step=1", "logging.progress_bar=false"]
+    assert main(["--config", str(TINY), f"output_dir={tmp_path / 'z'}", "grpo.t_per=block", "max_steps=1", *block]) == 0
+    row = json.loads((tmp_path / "z" / "metrics.jsonl").read_text().splitlines()[0])
+    assert math.isfinite(row["loss"]) and row["ratio"] == pytest.approx(1.0, abs=0.05)
 
 
 def test_short_rl_run_on_a_block_policy_changes_weights_and_logs_finite_loss_and_kl(tmp_path, monkeypatch):

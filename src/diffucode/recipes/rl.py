@@ -205,6 +205,11 @@ class GRPOConfig:
     baseline: Literal["mean", "leave_one_out"] = field(default="mean", metadata={"help": "group baseline of the advantage"})
     scale_std: bool = field(default=False, metadata={"help": "divide advantages by the group's reward std (off in DiffuCoder)"})
     batch_passes: bool = field(default=True, metadata={"help": "run the estimator's passes as one batched forward"})
+    t_per: Literal["completion", "block"] = field(
+        default="completion",
+        metadata={"help": "one t per completion (DiffuCoder), or one per block (block layout only; each token weighted "
+                          "by its block's 1/t_b)"},
+    )
     layout: Literal["auto", "plain", "block"] = field(
         default="auto",
         metadata={"help": "what the estimator's passes condition on. block: block-diffusion coupled-GRPO on the x_t ++ x0 "
@@ -510,12 +515,15 @@ def _train_rl(
                                      lambda msg: _log(accelerator, msg))
     # -- model, reference, data -----------------------------------------------------------------
     model, tok = _build_model(cfg)
-    from diffucode.rl.block import resolve_layout
+    from diffucode.rl.block import max_completion_blocks, resolve_layout
 
     try:
         layout = resolve_layout(model, cfg.grpo.layout, cfg.grpo.estimator, cfg.grpo.hide_prompt_pads)
     except ValueError as e:
         raise ConfigError(f"grpo.layout={cfg.grpo.layout}: {e}") from e
+    if cfg.grpo.t_per == "block" and (layout != "block" or cfg.grpo.estimator == "full"):
+        raise ConfigError(f"grpo.t_per=block needs the block layout and a partial-mask estimator (coupled, decoupled); "
+                          f"here layout {layout}, estimator {cfg.grpo.estimator}")
     _disable_dropout(model)
     if cfg.model.gradient_checkpointing:
         model.backbone.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
@@ -620,10 +628,12 @@ def _train_rl(
             sample_ids = [step * cfg.prompts_per_step * G + rank * n_local + i for i in range(n_local)]
             mask_seed = mix_seed(cfg.seed, step)
             n_plans = mu if cfg.grpo.mask_seed == "per_iteration" else 1
+            n_block_t = max_completion_blocks(comp_ids.shape[1], core.block_len) if cfg.grpo.t_per == "block" else 0
             plans = [plan_masks(cfg.grpo.estimator, noise_mask,
                                 draw_mask_noise(mask_seed, sample_ids, it, comp_ids.shape[1], prompt_ids.shape[1],
-                                                (cfg.grpo.t_min, cfg.grpo.t_max)),
-                                prompt_mask=prompt_mask, d1_p_mask_prompt=cfg.grpo.d1_p_mask_prompt, shift=core.shift)
+                                                (cfg.grpo.t_min, cfg.grpo.t_max), n_block_t=n_block_t),
+                                prompt_mask=prompt_mask, d1_p_mask_prompt=cfg.grpo.d1_p_mask_prompt, shift=core.shift,
+                                block_len=core.block_len)
                      for it in range(n_plans)]
             adv = adv.to(device)
 

@@ -54,9 +54,11 @@ that every block carries a training signal; the complementary pair already guara
 completion token is counted exactly once, so neither is needed here, and adding them would break
 the complementarity (a forced token would be masked in both ``m1`` and ``m2``) and require
 ``1/pi`` weights. If the rate differed per block (``t_b``), the weight would have to be the
-token's own block's ``1/t_b`` (resp. ``1/(1 - t_b)``); we draw one ``t`` per completion, which gives
-the same per-token expectation as a per-block draw (a token's term depends only on its own
-block's masks and the marginal of ``t``).
+token's own block's ``1/t_b`` (resp. ``1/(1 - t_b)``), which is what ``t_per="block"``
+(``grpo.t_per=block``: one ``t_b ~ U(t_min, t_max)`` per completion block, ``combine_logps`` then
+weights each token by its block's rate) does. Both choices have the same per-token expectation (a
+token's term depends only on its own block's masks and the marginal law of its rate); they differ
+in the variance of the sequence sum (one shared ``t`` correlates the blocks), measured in the tests.
 
 Why the variance is lower than ``decoupled``. Write ``a = logp_v1(k) / t`` when ``k in m1``,
 ``b = logp_v2(k) / (1 - t)`` when ``k in m2``. Coupled: ``X = I a + (1 - I) b`` with
@@ -81,6 +83,11 @@ import torch
 from diffucode.rl.estimators import MaskPlan, combine_logps, token_logps
 
 LAYOUTS = ("auto", "plain", "block")
+
+
+def max_completion_blocks(L: int, block_len: int) -> int:
+    """Most blocks ``L`` completion tokens can touch when the first one may share a block with the prompt."""
+    return (L + block_len - 2) // block_len + 1
 
 
 def resolve_layout(model, layout: str, estimator: str, hide_pads: bool = True) -> str:

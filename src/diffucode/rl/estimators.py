@@ -124,8 +124,10 @@ def _as_rows(t: float | torch.Tensor, B: int, device) -> torch.Tensor:
         t = t.to(device=device, dtype=torch.float32)
         if t.dim() == 0:
             t = t.expand(B)
+        if t.dim() == 2 and t.shape[0] == B:  # per-token rates (per-block t of the block layout)
+            return t
         if t.shape != (B,):
-            raise ValueError(f"t must be a float or a [B] tensor with B={B}, got shape {tuple(t.shape)}")
+            raise ValueError(f"t must be a float, a [B] or a [B, L] tensor with B={B}, got shape {tuple(t.shape)}")
         return t[:, None]
     return torch.full((B, 1), float(t), device=device)
 
@@ -138,6 +140,7 @@ class MaskNoise:
     u: torch.Tensor  # [B, L] uniforms for the first partial mask
     u2: torch.Tensor  # [B, L] uniforms for the second (decoupled) mask
     u_prompt: torch.Tensor  # [B, P] uniforms for d1's prompt masking (right-aligned to the prompt)
+    t_block: torch.Tensor | None = None  # [B, nb] per-block rates (block layout, t_per="block"), drawn last
 
 
 def draw_mask_noise(
@@ -147,29 +150,34 @@ def draw_mask_noise(
     completion_len: int,
     prompt_len: int = 0,
     t_range: tuple[float, float] = (0.2, 0.8),
+    n_block_t: int = 0,
 ) -> MaskNoise:
     """Per-completion noise from a generator seeded by ``(seed, sample_id, iteration)``.
 
     Row ``b`` depends only on ``(seed, sample_ids[b], iteration)`` and the lengths, never on the
     other rows. Prompt uniforms are drawn right to left from the prompt's end, so left padding
     (which differs between batches) does not change which real prompt token gets which number.
+    ``n_block_t > 0`` also draws that many per-block rates (after everything else, so the other
+    draws are unchanged): block ``i`` of the completion (its first, possibly partial, block is 0).
     """
     lo, hi = t_range
     if not 0.0 < lo <= hi < 1.0:
         raise ValueError(f"t_range must satisfy 0 < t_min <= t_max < 1, got {t_range}")
-    ts, us, u2s, ups = [], [], [], []
+    ts, us, u2s, ups, tbs = [], [], [], [], []
     for sid in sample_ids:
         g = seeded_generator(seed, int(sid), int(iteration), STREAM_RL_MASK)
         ts.append(lo + (hi - lo) * torch.rand(1, generator=g))
         us.append(torch.rand(completion_len, generator=g))
         u2s.append(torch.rand(completion_len, generator=g))
         ups.append(torch.rand(prompt_len, generator=g).flip(0))
+        tbs.append(lo + (hi - lo) * torch.rand(n_block_t, generator=g))
     B = len(ts)
     return MaskNoise(
         t=torch.cat(ts) if B else torch.zeros(0),
         u=torch.stack(us) if B else torch.zeros(0, completion_len),
         u2=torch.stack(u2s) if B else torch.zeros(0, completion_len),
         u_prompt=torch.stack(ups) if B else torch.zeros(0, prompt_len),
+        t_block=(torch.stack(tbs) if B else torch.zeros(0, n_block_t)) if n_block_t > 0 else None,
     )
 
 
@@ -178,7 +186,7 @@ class MaskPlan:
     """Which tokens each forward pass masks, and the weights that combine the passes."""
 
     estimator: str
-    t: torch.Tensor  # [B]
+    t: torch.Tensor  # [B], or [B, L] per-token rates (per-block t)
     noise_mask: torch.Tensor  # [B, L] bool: completion positions the estimate covers
     completion_masks: torch.Tensor  # [K, B, L] bool: completion positions masked in pass k
     prompt_masks: torch.Tensor | None = None  # [K, B, P] bool (d1 only)
@@ -210,12 +218,28 @@ def plan_masks(
     prompt_mask: torch.Tensor | None = None,  # [B, P] 0/1, needed by d1
     d1_p_mask_prompt: float = 0.15,
     shift: bool = False,
+    block_len: int | None = None,
 ) -> MaskPlan:
-    """Build the ``K`` pass masks of ``estimator`` from pre-drawn ``noise``."""
+    """Build the ``K`` pass masks of ``estimator`` from pre-drawn ``noise``.
+
+    With ``noise.t_block`` (per-block rates, block layout only) each completion token uses its own
+    block's rate; blocks are aligned from the row's first real prompt token, so ``prompt_mask``
+    and ``block_len`` are needed.
+    """
     if estimator not in NUM_PASSES:
         raise ValueError(f"estimator must be one of {list(ESTIMATORS)}, got {estimator!r}")
     nm = noise_mask.bool()
     t = noise.t.to(nm.device).float()
+    if noise.t_block is not None:
+        if prompt_mask is None or not block_len:
+            raise ValueError("per-block t needs prompt_mask and block_len (block alignment)")
+        n_p = prompt_mask.to(nm.device).long().sum(1, keepdim=True)  # [B, 1] real prompt tokens
+        L = nm.shape[1]
+        blk = (n_p + torch.arange(L, device=nm.device)[None]) // block_len - n_p // block_len  # [B, L] from 0
+        tb = noise.t_block.to(nm.device).float()
+        if int(blk.max()) >= tb.shape[1]:
+            raise ValueError(f"per-block t: {tb.shape[1]} rates drawn for {int(blk.max()) + 1} completion blocks")
+        t = tb.gather(1, blk)  # [B, L]
     if estimator == "coupled":
         m1, m2 = coupled_masks(nm, t, u=noise.u)
         masks = torch.stack([nm, m1, m2])  # [3, B, L]
@@ -247,7 +271,8 @@ def combine_logps(plan: MaskPlan, logps: torch.Tensor) -> torch.Tensor:
     K = NUM_PASSES[plan.estimator]
     if logps.shape[0] != K:
         raise ValueError(f"estimator {plan.estimator!r} needs {K} passes, got {logps.shape[0]}")
-    t = plan.t.to(logps.device, logps.dtype)[:, None]  # [B, 1]
+    t = plan.t.to(logps.device, logps.dtype)
+    t = t[:, None] if t.dim() == 1 else t  # [B, 1] or [B, L]
     masks = plan.completion_masks
     if plan.estimator == "coupled":
         partial = torch.where(masks[1], logps[1] / t, logps[2] / (1 - t))  # [B, L]

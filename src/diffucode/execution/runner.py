@@ -303,6 +303,9 @@ def _bwrap_argv(bwrap: str, cfg: SandboxConfig, privileged: bool, disable_userns
         elif os.path.isdir(p):
             a += ["--ro-bind", p, p]
             bound.append(p)
+    # the private /tmp first: an interpreter that lives under /tmp (a virtual environment made
+    # there) is bound on top of it below, rather than hidden by it
+    a += ["--size", str(cfg.tmp_size_mb << 20), "--perms", "1777", "--tmpfs", "/tmp"]
     made: set[str] = set()
     for d in _interpreter_dirs(python):
         real = os.path.realpath(d)
@@ -329,7 +332,6 @@ def _bwrap_argv(bwrap: str, cfg: SandboxConfig, privileged: bool, disable_userns
         real = os.path.realpath(p)
         if real != "/" and os.path.isdir(real) and any(real.startswith(b.rstrip("/") + "/") for b in bound):
             a += ["--tmpfs", real]
-    a += ["--size", str(cfg.tmp_size_mb << 20), "--perms", "1777", "--tmpfs", "/tmp"]
     a += ["--chdir", "/tmp"] + _python_argv(cfg)
     return a
 

@@ -90,14 +90,16 @@ MUTATIONS = {
 
 def _pytest(src: Path, tests: list[str], timeout: int) -> tuple[int, str, float]:
     env = {**os.environ, "PYTHONPATH": str(src), "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
-    cmd = [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", "-m", "not slow", *tests]
+    cmd = [sys.executable, "-m", "pytest", "-q", "-x", "-rf", "-p", "no:cacheprovider", "-m", "not slow", *tests]
     t0 = time.time()
     try:
         p = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
         return 124, "timeout", time.time() - t0
     lines = [x for x in p.stdout.splitlines() if x.strip()]
-    return p.returncode, (lines[-1] if lines else p.stderr.strip()[-200:]), time.time() - t0
+    failed = [x for x in lines if x.startswith("FAILED ")]  # the test that caught it
+    summary = failed[0][:160] if failed else (f"{lines[-1].count('.')} passed" if lines else p.stderr.strip()[-200:])
+    return p.returncode, summary, time.time() - t0
 
 
 def _which_diffucode(src: Path) -> str:

@@ -118,3 +118,21 @@ def test_lock_of_a_killed_process_is_free_again(tmp_path):
         except RunDirLockedError:
             assert time.time() < deadline
             time.sleep(0.05)
+
+
+def test_refused_lock_waits_for_the_holder_to_write_its_pid(tmp_path):
+    # The holder takes the flock first and writes "pid command" just after: a caller refused
+    # in that window must not report "pid ?" (seen as a flaky CI failure with 4 concurrent evals).
+    import fcntl
+
+    lock_path = tmp_path / ".diffucode.lock"
+    holder_fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    fcntl.flock(holder_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    writer = threading.Timer(0.2, lambda: os.pwrite(holder_fd, b"4242 eval\n", 0))
+    writer.start()
+    try:
+        with pytest.raises(RunDirLockedError, match=r"another eval is running in .* \(pid 4242\)"):
+            RunDirLock(tmp_path, "eval").acquire()
+    finally:
+        writer.join()
+        os.close(holder_fd)

@@ -27,6 +27,7 @@ import errno
 import os
 import shutil
 import tempfile
+import time
 from pathlib import Path
 
 LOCK_FILE = ".diffucode.lock"
@@ -151,17 +152,24 @@ class RunDirLock:
             return self
         self.directory.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            pid, cmd = self.holder()
-            raise RunDirLockedError(
-                f"another {cmd if cmd != '?' else 'diffucode command'} is running in {self.directory} (pid {pid}); "
-                f"wait for it to finish or use another output directory") from None
-        except BaseException:
-            os.close(fd)
-            raise
+        # The holder writes its pid just after taking the lock (and clears it just before
+        # letting go), so a refused caller may read an empty file: look again for a moment,
+        # and retry the lock in case it was being released.
+        for attempt in range(20):
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                pid, cmd = self.holder()
+                if pid != "?" or attempt == 19:
+                    os.close(fd)
+                    raise RunDirLockedError(
+                        f"another {cmd if cmd != '?' else 'diffucode command'} is running in {self.directory} "
+                        f"(pid {pid}); wait for it to finish or use another output directory") from None
+                time.sleep(0.05)
+            except BaseException:
+                os.close(fd)
+                raise
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()} {self.command}\n".encode(), 0)
         self._fd = fd

@@ -53,6 +53,12 @@ def test_serve_rejects_bad_flags_before_loading_anything():
     proc = subprocess.run([sys.executable, "-m", "diffucode.cli", "serve", "--model", "/nonexistent/model"],
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2 and "--model /nonexistent/model: no such directory" in proc.stderr
+    from diffucode.recipes.serve import _check, build_parser
+
+    parser = build_parser()
+    args = parser.parse_args(["--model", "nano-mdm"])
+    _check(args, parser)  # a bundled name resolves to its directory
+    assert (args.model / "config.json").is_file() and args.model.name == "diffucoder-nano-mdm"
     proc = subprocess.run([sys.executable, "-m", "diffucode.cli", "serve", "--max-batch-size", "0"],
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2 and "--max-batch-size must be >= 1" in proc.stderr

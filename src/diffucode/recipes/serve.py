@@ -1,6 +1,7 @@
 """`diffucode serve`: an OpenAI-compatible HTTP server for a diffusion code model.
 
     diffucode serve                                   # the bundled model on http://127.0.0.1:8000/v1
+    diffucode serve --model nano-mdm                  # the bundled bidirectional model: suffix infilling
     diffucode serve --model path/to/DiffuCoder-7B-Instruct --port 8001 --max-batch-size 32
     curl -s 127.0.0.1:8000/v1/completions -H 'content-type: application/json' \
         -d '{"model": "diffucoder-nano", "prompt": "def add(a, b):\\n", "max_tokens": 16}'
@@ -46,7 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     m = p.add_argument_group("model")
-    m.add_argument("--model", type=Path, help="model directory (default: the bundled DiffuCoder-nano)")
+    m.add_argument("--model", help="model directory, or a bundled model: nano (block diffusion, the default) or "
+                                   "nano-mdm (bidirectional: suffix infilling)")
     m.add_argument("--tiny", action="store_true", help="an UNTRAINED tiny model (random output; smoke tests)")
     m.add_argument("--served-model-name", help="the name clients pass as 'model' (default: the directory's name)")
     m.add_argument("--device", default=None, help="cpu / cuda / cuda:1 (default: cuda if available)")
@@ -85,8 +87,16 @@ def _check(args, parser) -> None:
         parser.error("--default-max-tokens must be >= 1")
     if args.model is not None and args.tiny:
         parser.error("give --model or --tiny, not both")
-    if args.model is not None and not args.model.exists():
-        parser.error(f"--model {args.model}: no such directory")
+    if args.model is not None:
+        from diffucode.bundled import missing_model_hint, resolve_model_path
+        from diffucode.errors import UserError
+
+        try:
+            args.model = resolve_model_path(args.model)  # "nano", "nano-mdm" or a directory
+        except UserError as e:
+            parser.error(str(e))
+        if not args.model.exists():
+            parser.error(f"--model {args.model}: no such directory; {missing_model_hint(args.model)}")
 
 
 def _loader(args):

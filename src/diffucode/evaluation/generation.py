@@ -116,11 +116,7 @@ def iter_generate(model, tokenizer, prompts: Sequence[str], gen_config, n_sample
     extra_stops = sorted(end_ids - {tokenizer.eos_token_id, tokenizer.pad_token_id} - set(gen_config.stop_token_ids))
     problems = prompt_problems(model, tokenizer, texts, gen_config, add_special_tokens=not chat)
     plan = batches_of(len(texts), n_samples, batch_size)
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=len(texts) * n_samples, desc="generate", unit="sample", dynamic_ncols=True)
+    bar = progress_bar(len(texts) * n_samples, "generate", progress)
     old_side = getattr(tokenizer, "padding_side", "right")
     tokenizer.padding_side = "left"
     if continuous:
@@ -132,47 +128,67 @@ def iter_generate(model, tokenizer, prompts: Sequence[str], gen_config, n_sample
             if bar:
                 bar.close()
         return
+
+    def decode(b: int, rows: list[tuple[int, int]]) -> tuple[list[str], int]:
+        enc = tokenizer([texts[i] for i, _ in rows], return_tensors="pt", padding=True,
+                        add_special_tokens=not chat)  # a chat template writes its own special tokens
+        ids = enc["input_ids"].to(model.device)  # [B, P]
+        mask = enc["attention_mask"].to(model.device)  # [B, P]
+        cfg = dataclasses.replace(
+            gen_config, num_return_sequences=1,
+            seed=None if gen_config.seed is None else gen_config.seed + b,
+            stop_token_ids=list(gen_config.stop_token_ids) + extra_stops,
+        )
+        with torch.no_grad():
+            out = generate(model, ids, mask, cfg)
+        gen = out.sequences[:, ids.shape[1]:].tolist()  # [B, L]
+        return [decode_row(tokenizer, row, end_ids) for row in gen], int(out.nfe)
+
     try:
-        for b, rows in enumerate(plan):
-            if skip is not None and skip(rows):
-                if bar:
-                    bar.update(len(rows))
-                continue
-            failed = {(i, j): problems[i] for i, j in rows if i in problems}
-            rows = [r for r in rows if r not in failed]
-            if not rows:
-                if bar:
-                    bar.update(len(failed))
-                yield GeneratedBatch(rows=[], texts=[], nfe=0, seconds=0.0, failed=failed)
-                continue
-            enc = tokenizer([texts[i] for i, _ in rows], return_tensors="pt", padding=True,
-                            add_special_tokens=not chat)  # a chat template writes its own special tokens
-            ids = enc["input_ids"].to(model.device)  # [B, P]
-            mask = enc["attention_mask"].to(model.device)  # [B, P]
-            cfg = dataclasses.replace(
-                gen_config, num_return_sequences=1,
-                seed=None if gen_config.seed is None else gen_config.seed + b,
-                stop_token_ids=list(gen_config.stop_token_ids) + extra_stops,
-            )
-            t0 = time.perf_counter()
-            with torch.no_grad():
-                out = generate(model, ids, mask, cfg)
-            seconds = time.perf_counter() - t0
-            gen = out.sequences[:, ids.shape[1]:].tolist()  # [B, L]
-            decoded = []
-            for row in gen:
-                cut = next((k for k, t in enumerate(row) if t in end_ids), len(row))
-                decoded.append(tokenizer.decode(row[:cut], skip_special_tokens=True))
-            if bar:
-                bar.update(len(rows) + len(failed))
-            yield GeneratedBatch(rows=rows, texts=decoded, nfe=int(out.nfe), seconds=seconds, failed=failed)
+        yield from run_plan(plan, decode, problems, skip, bar)
     finally:
         tokenizer.padding_side = old_side
         if bar:
             bar.close()
 
 
-def _decode_row(tokenizer, row: list[int], end_ids: set[int]) -> str:
+def progress_bar(total: int, desc: str, progress: bool):
+    """A tqdm bar (None when ``progress`` is off)."""
+    if not progress:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit="sample", dynamic_ncols=True)
+
+
+def run_plan(plan: Sequence[list[tuple[int, int]]], decode: Callable[[int, list[tuple[int, int]]], tuple[list[str], int]],
+             problems: dict[int, str], skip: Callable[[list[tuple[int, int]]], bool] | None,
+             bar) -> Iterator[GeneratedBatch]:
+    """The fixed-batch loop shared by completions and infilling: batch ``b`` of ``plan`` is
+    skipped when ``skip(rows)`` says so, rows whose prompt is in ``problems`` are reported as
+    failed (not decoded), and the rest go to ``decode(b, rows) -> (texts, nfe)``, timed here."""
+    for b, rows in enumerate(plan):
+        if skip is not None and skip(rows):
+            if bar:
+                bar.update(len(rows))
+            continue
+        failed = {(i, j): problems[i] for i, j in rows if i in problems}
+        rows = [r for r in rows if r not in failed]
+        if not rows:
+            if bar:
+                bar.update(len(failed))
+            yield GeneratedBatch(rows=[], texts=[], nfe=0, seconds=0.0, failed=failed)
+            continue
+        t0 = time.perf_counter()
+        texts, nfe = decode(b, rows)
+        seconds = time.perf_counter() - t0
+        if bar:
+            bar.update(len(rows) + len(failed))
+        yield GeneratedBatch(rows=rows, texts=texts, nfe=nfe, seconds=seconds, failed=failed)
+
+
+def decode_row(tokenizer, row: list[int], end_ids: set[int]) -> str:
+    """A generated row as text: cut at its first end token, special tokens dropped."""
     cut = next((k for k, t in enumerate(row) if t in end_ids), len(row))
     return tokenizer.decode(row[:cut], skip_special_tokens=True)
 
@@ -205,7 +221,7 @@ def _iter_continuous(model, tokenizer, texts, gen_config, n_samples, batch_size,
     t_last, nfe_last = time.perf_counter(), 0
     for ticket, res in sched.run():
         now = time.perf_counter()
-        text = _decode_row(tokenizer, res.tokens.tolist(), end_ids)
+        text = decode_row(tokenizer, res.tokens.tolist(), end_ids)
         if bar:
             bar.update(1)
         yield GeneratedBatch(rows=[pending.pop(ticket)], texts=[text], nfe=sched.nfe - nfe_last, seconds=now - t_last)

@@ -51,11 +51,10 @@ from __future__ import annotations
 
 import dataclasses
 import random
-import time
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
-from diffucode.evaluation.generation import GeneratedBatch, _end_ids
+from diffucode.evaluation.generation import GeneratedBatch, _end_ids, decode_row, progress_bar, run_plan
 from diffucode.evaluation.tasks import Task, load_humaneval
 
 INFILL_BENCHMARKS = ("humaneval_infill_single", "humaneval_infill_multi", "humaneval_infill_span")
@@ -188,46 +187,26 @@ def iter_infill(model, tokenizer, tasks: Sequence[Task], gen_config, n_samples: 
     problems = {i: f"prompt ({len(p)}) + hole ({L}) + suffix ({len(s)}) tokens exceed the model's context of {limit}"
                 for i, (p, s, L) in enumerate(zip(prompts, suffixes, lengths)) if len(p) + len(s) + L > limit}
     plan = plan_batches(keys, n_samples, batch_size)
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=len(tasks) * n_samples, desc="infill", unit="sample", dynamic_ncols=True)
     dev = model.device
     fill_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+
+    def decode(b: int, rows: list[tuple[int, int]]) -> tuple[list[str], int]:
+        P = max(len(prompts[i]) for i, _ in rows)
+        ids = torch.tensor([[fill_id] * (P - len(prompts[i])) + prompts[i] for i, _ in rows], device=dev)  # [B, P]
+        mask = torch.tensor([[0] * (P - len(prompts[i])) + [1] * len(prompts[i]) for i, _ in rows], device=dev)
+        L, n_sfx = keys[rows[0][0]]
+        sfx = torch.tensor([suffixes[i] for i, _ in rows], dtype=torch.long, device=dev) if n_sfx else None
+        cfg = dataclasses.replace(gen_config, num_return_sequences=1, max_new_tokens=L, steps=_steps_for(gen_config, L),
+                                  seed=None if gen_config.seed is None else gen_config.seed + b)
+        with torch.no_grad():
+            out = generate(model, ids, mask, cfg, suffix_ids=sfx)
+        texts = [fill_from_text(tasks[i], decode_row(tokenizer, row, end_ids))
+                 for (i, _), row in zip(rows, out.completions.tolist())]
+        return texts, int(out.nfe)
+
+    bar = progress_bar(len(tasks) * n_samples, "infill", progress)
     try:
-        for b, rows in enumerate(plan):
-            if skip is not None and skip(rows):
-                if bar:
-                    bar.update(len(rows))
-                continue
-            failed = {(i, j): problems[i] for i, j in rows if i in problems}
-            rows = [r for r in rows if r not in failed]
-            if not rows:
-                if bar:
-                    bar.update(len(failed))
-                yield GeneratedBatch(rows=[], texts=[], nfe=0, seconds=0.0, failed=failed)
-                continue
-            P = max(len(prompts[i]) for i, _ in rows)
-            ids = torch.tensor([[fill_id] * (P - len(prompts[i])) + prompts[i] for i, _ in rows], device=dev)  # [B, P]
-            mask = torch.tensor([[0] * (P - len(prompts[i])) + [1] * len(prompts[i]) for i, _ in rows], device=dev)
-            sfx = torch.tensor([suffixes[i] for i, _ in rows], dtype=torch.long, device=dev) if keys[rows[0][0]][1] else None
-            cfg = dataclasses.replace(
-                gen_config, num_return_sequences=1, max_new_tokens=keys[rows[0][0]][0],
-                steps=_steps_for(gen_config, keys[rows[0][0]][0]),
-                seed=None if gen_config.seed is None else gen_config.seed + b,
-            )
-            t0 = time.perf_counter()
-            with torch.no_grad():
-                out = generate(model, ids, mask, cfg, suffix_ids=sfx)
-            seconds = time.perf_counter() - t0
-            texts = []
-            for (i, _), row in zip(rows, out.completions.tolist()):
-                cut = next((k for k, t in enumerate(row) if t in end_ids), len(row))
-                texts.append(fill_from_text(tasks[i], tokenizer.decode(row[:cut], skip_special_tokens=True)))
-            if bar:
-                bar.update(len(rows) + len(failed))
-            yield GeneratedBatch(rows=rows, texts=texts, nfe=int(out.nfe), seconds=seconds, failed=failed)
+        yield from run_plan(plan, decode, problems, skip, bar)
     finally:
         if bar:
             bar.close()

@@ -65,15 +65,8 @@ class _Ctx:
         self.default_max_tokens = default_max_tokens
 
     def ready(self):
-        w = self.worker
-        if w.state != "ready":
-            if w.state == "loading":
-                raise ApiError(503, "the model is still loading; retry shortly", type="server_error",
-                               code="model_loading", headers={"Retry-After": "2"})
-            raise ApiError(503, f"the server cannot decode ({w.state}"
-                                + (f": {w.load_error}" if w.load_error else "") + ")",
-                           type="server_error", code="unavailable")
-        return w.model, w.tokenizer
+        self.worker.check_ready()
+        return self.worker.model, self.worker.tokenizer
 
     def check_model(self, name: str | None) -> None:
         if name is not None and name != self.served_name:
@@ -313,6 +306,25 @@ async def _stream(ctx: _Ctx, prep: _Prepared, make_chunk, first_chunks: list | N
             ctx.worker.cancel(job)
 
 
+def _chunk_maker(rid: str, obj: str, created: int, served_name: str, content):
+    """``chunk(k, text, finish, canvas=None, usage=None, **kw)``: one streamed event of a request;
+    ``content(text, finish, **kw)`` gives the choice's own field (``text`` for completions,
+    ``delta`` for chat). ``k`` None: a choice-less chunk (the closing usage one)."""
+
+    def chunk(k, text, finish, canvas=None, usage=None, **kw) -> dict:
+        body = {"id": rid, "object": obj, "created": created, "model": served_name, "choices": []}
+        if k is not None:
+            choice = {"index": k, **content(text, finish, **kw), "logprobs": None, "finish_reason": finish}
+            if canvas is not None:
+                choice["canvas"] = canvas
+            body["choices"].append(choice)
+        if usage is not None:
+            body["usage"] = usage
+        return body
+
+    return chunk
+
+
 def _submit_streaming(ctx: _Ctx, prep: _Prepared) -> None:
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue = asyncio.Queue()
@@ -388,15 +400,7 @@ def create_app(worker: DecodeWorker, *, served_name: str, max_body_bytes: int = 
         prep = _prepare(ctx, req, prompts, suffix, [], echo=shown if req.echo else None)
         rid, created = f"cmpl-{uuid.uuid4().hex}", int(time.time())
 
-        def chunk(k, text, finish, canvas=None, usage=None):
-            body = {"id": rid, "object": "text_completion", "created": created, "model": served_name,
-                    "choices": [] if k is None else [{"index": k, "text": text, "logprobs": None,
-                                                     "finish_reason": finish}]}
-            if canvas is not None:
-                body["choices"][0]["canvas"] = canvas
-            if usage is not None:
-                body["usage"] = usage
-            return body
+        chunk = _chunk_maker(rid, "text_completion", created, served_name, lambda text, finish: {"text": text})
 
         if req.stream:
             _submit_streaming(ctx, prep)
@@ -420,16 +424,11 @@ def create_app(worker: DecodeWorker, *, served_name: str, max_body_bytes: int = 
         prep = _prepare(ctx, req, prompts, None, stop_ids)
         rid, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
 
-        def chunk(k, text, finish, canvas=None, usage=None, role=False):
-            delta = {"role": "assistant", "content": ""} if role else ({} if finish and not text else {"content": text})
-            body = {"id": rid, "object": "chat.completion.chunk", "created": created, "model": served_name,
-                    "choices": [] if k is None else [{"index": k, "delta": delta, "logprobs": None,
-                                                     "finish_reason": finish}]}
-            if canvas is not None:
-                body["choices"][0]["canvas"] = canvas
-            if usage is not None:
-                body["usage"] = usage
-            return body
+        def delta(text, finish, role=False):
+            return {"delta": {"role": "assistant", "content": ""} if role
+                    else ({} if finish and not text else {"content": text})}
+
+        chunk = _chunk_maker(rid, "chat.completion.chunk", created, served_name, delta)
 
         if req.stream:
             _submit_streaming(ctx, prep)

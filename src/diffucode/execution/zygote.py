@@ -36,7 +36,9 @@ Threat analysis (what a candidate could try against the zygote or the next candi
   included; a process cannot change its uid back without capabilities), before the parent
   gets its answer. Files: the only writable place is the sandbox's private ``/tmp`` (the root
   is read-only, ``/dev/shm`` is root's), and the zygote empties it after every candidate
-  (``shutil.rmtree`` is descriptor-based and never follows a planted symlink). SysV IPC and
+  (``shutil.rmtree`` is descriptor-based and never follows a planted symlink) back to what
+  bwrap put there: nothing, or the read-only mount of an interpreter that lives under ``/tmp``
+  (a virtual environment made there) and the root-owned directories leading to it. SysV IPC and
   POSIX message queues: every child gets a private IPC namespace (``unshare``), gone with it.
   Sockets: they die with the processes that hold them. Rlimits, environment, cwd, signal
   dispositions: set in the child after the fork, from the zygote's untouched ones.

@@ -156,15 +156,17 @@ def test_sandbox_smoke(tmp_path, capsys):
 def test_serve_smoke(tmp_path, capsys):
     out = tmp_path / "serve.json"
     rc = bench.main(["serve", "--tiny", "--concurrency", "1,2", "--requests", "2", "--max-tokens", "4",
-                     "--prompts", "2", "--threads", "1", "--output", str(out)])
+                     "--prompts", "2", "--threads", "1", "--batching", "fixed,continuous", "--output", str(out)])
     assert rc == 0
     r = _report(capsys, out)
     assert r["benchmark"] == "serve_throughput" and r["model"] == "tiny-untrained"
-    assert [lv["clients"] for lv in r["levels"]] == [1, 2]
+    assert [(lv["batching"], lv["clients"]) for lv in r["levels"]] == [("fixed", 1), ("fixed", 2), ("continuous", 1),
+                                                                        ("continuous", 2)]
     for lv in r["levels"]:
         assert lv["requests"] == 2 and lv["errors"] == 0 and lv["requests_per_s"] > 0
         assert lv["canvas_tokens_per_s"] > 0 and lv["mean_batch_rows"] >= 1
-    assert r["levels"][0]["speedup_vs_1"] == 1.0
+    assert r["levels"][0]["speedup_vs_1"] == 1.0 and r["levels"][2]["speedup_vs_1"] == 1.0
+    assert r["levels"][3]["vs_fixed"] > 0 and "vs_fixed" not in r["levels"][1]
 
 
 def test_only_recipes_bench_imports_benchmarks():

@@ -1,6 +1,8 @@
 """Continuous batching (sampling/continuous.py): rows leave and join at block boundaries, and every
 row decodes exactly what generate() decodes for it."""
 
+import dataclasses
+
 import pytest
 import torch
 
@@ -85,3 +87,61 @@ def test_refuses_what_it_does_not_support(dream_model, block_model):
     sched = BatchScheduler(block_model[0], GenerationConfig(max_new_tokens=4))
     with pytest.raises(ValueError, match="mask token"):
         sched.submit([block_model[0].mask_token_id])
+
+
+LENGTHS = [5, 12, 3, 9, 16, 1, 7]
+
+
+@pytest.mark.parametrize("fixture,kw", CASES[:3], ids=["greedy", "sampled", "threshold"])
+def test_rows_with_their_own_lengths_equal_generate_alone(request, fixture, kw):
+    """submit(max_new_tokens=) gives a row its own completion length; each row is what generate()
+    decodes for that prompt alone with that length (the step schedule does not depend on it here)."""
+    from diffucode.sampling.engine import row_generators
+
+    model, tok = request.getfixturevalue(fixture)
+    cfg = GenerationConfig(max_new_tokens=12, stop_at_eos=False, **kw)
+    sched = BatchScheduler(model, cfg, batch_size=3)
+    canvases = {}
+    sched.on_step = lambda tickets, rows: canvases.update({t: r.tolist() for t, r in zip(tickets, rows)})
+    for p, L in zip(_ids(tok), LENGTHS):
+        gens = row_generators(cfg, 1, model.device)
+        sched.submit(p, None if gens is None else gens[0], max_new_tokens=L)
+    got = {t: res.tokens.tolist() for t, res in sched.run()}
+    for i, (p, L) in enumerate(zip(_ids(tok), LENGTHS)):
+        alone = generate(model, torch.tensor([p]), config=dataclasses.replace(cfg, max_new_tokens=L))
+        assert got[i] == alone.completions[0].tolist(), i
+        assert canvases[i] == got[i]  # the last canvas streamed is the result
+
+
+def test_a_short_row_that_joins_late_leaves_first(block_model):
+    model, tok = block_model
+    cfg = GenerationConfig(max_new_tokens=32, stop_at_eos=False)
+    sched = BatchScheduler(model, cfg, batch_size=4)
+    long_t = sched.submit(_ids(tok)[0])
+    for _ in range(2):
+        assert sched.step() == []
+    short_t = sched.submit(_ids(tok)[1], max_new_tokens=4)
+    order = [t for t, _ in sched.run()]
+    assert order == [short_t, long_t]
+
+
+def test_own_lengths_are_refused_when_they_change_the_schedule(block_model):
+    sched = BatchScheduler(block_model[0], GenerationConfig(max_new_tokens=8, steps=4))
+    sched.submit([5, 6], max_new_tokens=8)  # 4 steps over 8 tokens: 2 steps per block of 4
+    for L in (4, 16):  # 4 and 1 steps per block
+        with pytest.raises(ValueError, match="step schedule"):
+            sched.submit([5, 6], max_new_tokens=L)
+
+
+def test_own_lengths_with_early_exit_at_the_end_token(eos_after, block_model):
+    base, tok = block_model
+    model = eos_after(base, cut=9)
+    cfg = GenerationConfig(max_new_tokens=12, alg="low_confidence")
+    sched = BatchScheduler(model, cfg, batch_size=3)
+    for p, L in zip(_ids(tok), LENGTHS):
+        sched.submit(p, max_new_tokens=L)
+    got = {t: res.tokens.tolist() for t, res in sched.run()}
+    for i, (p, L) in enumerate(zip(_ids(tok), LENGTHS)):
+        alone = generate(model, torch.tensor([p]), config=dataclasses.replace(cfg, max_new_tokens=L))
+        assert got[i] == alone.completions[0].tolist(), i
+    assert sum(base.eos_token_id in row for row in got.values()) >= 3

@@ -74,3 +74,13 @@ def make_client():
 @pytest.fixture
 def alone():
     return decode_alone
+
+
+@pytest.fixture(scope="module")
+def block_server(tmp_path_factory):
+    """A tiny untrained block-causal model (it never ends early, so a long request stays long)."""
+    model, tok = build_tiny_model(attention="block_causal", block_len=4, shift=True, hidden_size=32, seed=0)
+    out = tmp_path_factory.mktemp("block") / "tiny-block"
+    model.save_pretrained(out, tokenizer=tok)
+    with ServerThread(lambda: load_model(out), served_name="tiny-block", window_s=0.01) as server:
+        yield server

@@ -171,3 +171,40 @@ def test_infilling_requests_batch_with_each_other(mdm_server, make_client, alone
                      **extra)[0]
         assert r.choices[0].text == want
     assert max(r.model_extra["diffucode"]["batch_rows"] for r in results) >= 3
+
+
+def test_a_request_joins_a_running_batch_and_is_answered_first(block_server, make_client, alone):
+    """Continuous batching: a short request sent while a long one is decoding joins its batch at the
+    next block and is answered long before the long one ends (gather-then-decode would make it
+    wait for the whole long decode); both answers equal one-by-one decoding."""
+    import json
+    import time
+    import urllib.request
+
+    c = make_client(block_server)
+    model, tok = block_server.worker.model, block_server.worker.tokenizer
+    long_p, short_p = "def f(x):\n", "import os\n"
+    done = {}
+
+    def send_long():
+        done["long"] = c.completions.create(model="tiny-block", prompt=long_p, max_tokens=200)
+        done["long_t"] = time.monotonic()
+
+    th = threading.Thread(target=send_long)
+    th.start()
+    health = block_server.base_url.rsplit("/v1", 1)[0] + "/health"
+    deadline = time.monotonic() + 60
+    while True:  # until the long request has left the queue: it is being decoded
+        h = json.loads(urllib.request.urlopen(health).read())
+        if h["batches"] >= 1 and h["queued"] == 0:
+            break
+        assert time.monotonic() < deadline
+        time.sleep(0.005)
+    short = c.completions.create(model="tiny-block", prompt=short_p, max_tokens=4)
+    short_t = time.monotonic()
+    th.join(300)
+    assert "long" in done and done["long"].choices[0].finish_reason == "length"  # it really ran its 200 tokens
+    assert short_t < done["long_t"]  # answered before the long request ended
+    assert short.model_extra["diffucode"]["batch_rows"] == 2  # decoded in the long one's batch
+    assert short.choices[0].text == alone(model, tok, tok(short_p).input_ids, max_tokens=4)[0]
+    assert done["long"].choices[0].text == alone(model, tok, tok(long_p).input_ids, max_tokens=200)[0]

@@ -2,6 +2,7 @@
 
     diffucode bench serve                                        # bundled model, 1/4/16 clients
     diffucode bench serve --concurrency 1,4 --requests 8 --max-tokens 32 --threads 2
+    diffucode bench serve --batching fixed,continuous            # both batching modes, one after the other
     diffucode bench serve --tiny --concurrency 1,2 --requests 2 --max-tokens 4   # smoke run
     python benchmarks/serve_throughput.py ...                    # the same, as a script
 
@@ -18,7 +19,9 @@ Prints one JSON object: per concurrency level, ``requests_per_s``, ``completion_
 (``max_tokens`` per request: what a diffusion model decodes whether or not the text ends
 early), latency percentiles, and ``mean_batch_rows`` (how many rows the server decoded together,
 from each answer's ``diffucode.batch_rows``); ``speedup_vs_1`` compares requests/s with one
-client. The machine's load average is recorded before and after: on a shared machine the
+client. With ``--batching fixed,continuous`` each mode gets its own server process, run one after
+the other; every level records its ``batching``, and ``vs_fixed`` compares requests/s with the
+fixed mode's at the same client count. The machine's load average is recorded before and after: on a shared machine the
 figures swing with it.
 """
 
@@ -48,6 +51,14 @@ def _int_list(text: str) -> list[int]:
     return vals
 
 
+def _modes(text: str) -> list[str]:
+    modes = [m.strip() for m in text.split(",") if m.strip()]
+    bad = [m for m in modes if m not in ("continuous", "fixed")]
+    if not modes or bad or len(set(modes)) != len(modes):
+        raise argparse.ArgumentTypeError(f"expected continuous and/or fixed, comma-separated, got {text!r}")
+    return modes
+
+
 def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
     ap.add_argument("--model", default=None, help="model directory (default: the bundled model)")
@@ -65,6 +76,9 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
                          "mostly waits for the first)")
     ap.add_argument("--max-batch-size", type=int, default=16, help="the server's --max-batch-size (default 16)")
     ap.add_argument("--batch-window-ms", type=float, default=10.0, help="the server's --batch-window-ms (default 10)")
+    ap.add_argument("--batching", type=_modes, default=["continuous"],
+                    help="the server's --batching: continuous, fixed, or both comma-separated, each measured with "
+                         "its own server (default continuous)")
     ap.add_argument("--start-timeout", type=float, default=300.0, help="seconds to wait for the server (default 300)")
     add_output_arg(ap)
     return ap
@@ -171,6 +185,41 @@ def _level(port: int, clients: int, n_requests: int, bodies: list[dict]) -> dict
     }
 
 
+def _run_server(args, extra: dict, mode: str) -> tuple[str, list[dict]]:
+    """Start a server with ``--batching mode``, measure every concurrency level, stop it."""
+    port = _free_port()
+    cmd = [sys.executable, "-m", "diffucode.cli", "serve", "--port", str(port), "--threads", str(args.threads),
+           "--max-batch-size", str(args.max_batch_size), "--batch-window-ms", str(args.batch_window_ms),
+           "--max-queue", str(max(64, max(args.concurrency))), "--log-level", "warning", "--batching", mode]
+    if args.tiny:
+        cmd.append("--tiny")
+    elif args.model:
+        cmd += ["--model", args.model]
+    env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
+    levels = []
+    try:
+        _wait_ready(proc, port, args.start_timeout)
+        c = _Client(port)
+        _, models = c.request("GET", "/v1/models")
+        c.close()
+        name = models["data"][0]["id"]
+        bodies = [{"model": name, "prompt": p, "max_tokens": args.max_tokens, "temperature": args.temperature,
+                   **extra} for p in _prompts(args.prompts)]
+        for clients in args.concurrency:
+            _level(port, 1, 2, bodies)  # warm-up
+            levels.append({"batching": mode, **_level(port, clients, args.requests, bodies)})
+            print(f"[{mode}, {clients} clients] {levels[-1]['requests_per_s']} req/s, "
+                  f"{levels[-1]['completion_tokens_per_s']} tokens/s", file=sys.stderr, flush=True)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    return name, levels
+
+
 def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     ap = build_parser(prog)
     args = ap.parse_args(argv)
@@ -187,48 +236,28 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
         ap.error("give --model or --tiny, not both")
     check_output(ap, args.output)
 
-    port = _free_port()
-    cmd = [sys.executable, "-m", "diffucode.cli", "serve", "--port", str(port), "--threads", str(args.threads),
-           "--max-batch-size", str(args.max_batch_size), "--batch-window-ms", str(args.batch_window_ms),
-           "--max-queue", str(max(64, max(args.concurrency))), "--log-level", "warning"]
-    if args.tiny:
-        cmd.append("--tiny")
-    elif args.model:
-        cmd += ["--model", args.model]
-    env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
-    try:
-        _wait_ready(proc, port, args.start_timeout)
-        c = _Client(port)
-        _, models = c.request("GET", "/v1/models")
-        c.close()
-        name = models["data"][0]["id"]
-        bodies = [{"model": name, "prompt": p, "max_tokens": args.max_tokens, "temperature": args.temperature,
-                   **extra} for p in _prompts(args.prompts)]
-        load_before = os.getloadavg()
-        levels = []
-        for clients in args.concurrency:
-            _level(port, 1, 2, bodies)  # warm-up
-            levels.append(_level(port, clients, args.requests, bodies))
-            print(f"[{clients} clients] {levels[-1]['requests_per_s']} req/s, "
-                  f"{levels[-1]['completion_tokens_per_s']} tokens/s", file=sys.stderr, flush=True)
-        load_after = os.getloadavg()
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-    base = next((lv["requests_per_s"] for lv in levels if lv["clients"] == 1), None)
+    levels: list[dict] = []
+    load_before = os.getloadavg()
+    for mode in args.batching:
+        name, got = _run_server(args, extra, mode)
+        levels += got
+    load_after = os.getloadavg()
+    for mode in args.batching:
+        mine = [lv for lv in levels if lv["batching"] == mode]
+        base = next((lv["requests_per_s"] for lv in mine if lv["clients"] == 1), None)
+        for lv in mine:
+            lv["speedup_vs_1"] = round(lv["requests_per_s"] / base, 2) if base else None
+    fixed = {lv["clients"]: lv["requests_per_s"] for lv in levels if lv["batching"] == "fixed"}
     for lv in levels:
-        lv["speedup_vs_1"] = round(lv["requests_per_s"] / base, 2) if base else None
+        if lv["batching"] == "continuous" and fixed.get(lv["clients"]):
+            lv["vs_fixed"] = round(lv["requests_per_s"] / fixed[lv["clients"]], 2)
     report = {
         "benchmark": "serve_throughput",
         "model": name,
         "server": {"threads": args.threads, "max_batch_size": args.max_batch_size,
-                   "batch_window_ms": args.batch_window_ms},
+                   "batch_window_ms": args.batch_window_ms, "batching": args.batching},
         "request": {"max_tokens": args.max_tokens, "temperature": args.temperature, **extra},
-        "prompts": f"first {len(bodies)} HumanEval prompts",
+        "prompts": f"first {args.prompts} HumanEval prompts",
         "levels": levels,
         "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
                     "cpu_count": os.cpu_count(), "loadavg_before": [round(x, 2) for x in load_before],

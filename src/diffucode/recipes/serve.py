@@ -33,10 +33,14 @@ streaming ("stream": true) sends, as server-sent events, the text that has just 
 tokens are never re-masked, so everything before the first masked position is final (a block
 at a time for block-diffusion models). "stream_canvas": true also sends each step's canvas.
 
-requests queued together with compatible settings (same decoding settings apart from the seed,
-same suffix length) are decoded in one batch, up to --max-batch-size rows; a seeded or greedy
-request gets the same tokens alone or in any batch. There is no authentication: keep the
-default loopback --host unless a proxy in front of it checks who calls."""
+batching (--batching continuous, the default): on block-causal and causal models a request with
+compatible settings (same decoding settings apart from the seed and, with one token per step or
+a threshold, max_tokens) joins the running batch at its next block and leaves when its own
+completion is done, up to --max-batch-size rows. Bidirectional models (and --batching fixed)
+gather: requests queued together (within --batch-window-ms) with equal settings and suffix
+length are decoded in one batch that runs to its end. Either way a seeded or greedy request
+gets the same tokens alone or in any batch. There is no authentication: keep the default
+loopback --host unless a proxy in front of it checks who calls."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -60,6 +64,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--max-batch-size", type=int, default=16, help="most rows decoded together (default 16)")
     s.add_argument("--batch-window-ms", type=float, default=10.0,
                    help="how long the oldest queued request waits for companions (default 10 ms)")
+    s.add_argument("--batching", choices=["continuous", "fixed"], default="continuous",
+                   help="continuous (default): requests join and leave a running batch block by block (block-causal "
+                        "and causal models; bidirectional ones always use fixed); fixed: a batch runs to its end "
+                        "before the next starts")
     s.add_argument("--max-queue", type=int, default=64, help="requests waiting before new ones get 429 (default 64)")
     s.add_argument("--max-n", type=int, default=64, help="most completions one request may ask for, prompts x n "
                                                          "(default 64)")
@@ -149,7 +157,7 @@ def main(argv: list[str]) -> int:
     app, worker = build(_loader(args), served_name=name, max_batch_rows=args.max_batch_size,
                         window_s=args.batch_window_ms / 1000, max_queue=args.max_queue,
                         max_body_bytes=int(args.max_body_mb * (1 << 20)), max_rows_per_request=args.max_n,
-                        default_max_tokens=args.default_max_tokens)
+                        default_max_tokens=args.default_max_tokens, continuous=args.batching == "continuous")
     print(f"diffucode serve: '{name}' on http://{args.host}:{args.port}/v1 (loading the model; /health says when "
           "it is ready)", file=sys.stderr, flush=True)
     server = uvicorn.Server(uvicorn_config(app, args.host, args.port, args.log_level))

@@ -21,6 +21,15 @@ padding, and its prompt's keys/values up to the cached length are computed by on
 forward and appended to the batch cache. Leading columns that are padding for every row are
 dropped (whole blocks), so the canvas does not grow without bound.
 
+Rows may ask for different completion lengths (``submit(..., max_new_tokens=)``) when that does
+not change the step schedule: always with one token per step (``steps`` unset) or a threshold
+rule, otherwise only the configured length. A row's blocks are decoded with the same number of
+steps either way, so a short request that joins a long one leaves as soon as its own
+completion is done (what a server wants: requests rarely share ``max_tokens``).
+
+``on_step``, when set, is called ``(tickets, canvases)`` after every step that revealed a token,
+with each running row's completion canvas (masks where not decoded yet): streaming.
+
 Each row's result is what ``generate`` returns for it alone: rows never see each other (padding
 is hidden), and row ``i`` (the i-th submitted prompt) draws its random numbers from the same
 per-row generator that row ``i`` of one big ``generate`` call would (seed and index). Tested:
@@ -89,8 +98,8 @@ class BatchScheduler:
         self.Bk = int(model.block_len) if model.attention == "block_causal" else 1
         if cfg.block_len is not None and cfg.block_len != self.Bk:
             raise ConfigError(f"--block-len: this {model.attention} model decodes in its own blocks of {self.Bk}")
-        self.L = cfg.max_new_tokens
-        self.spb = max(1, math.ceil(cfg.num_steps * self.Bk / self.L)) if cfg.scheduled else None
+        self.L = cfg.max_new_tokens  # the default completion length (submit() may give a row its own)
+        self.spb = self._steps_per_block(self.L)
         self.device = model.device
         self.mask_id = model.mask_token_id
         self.fill = _fill_id(model)
@@ -111,6 +120,7 @@ class BatchScheduler:
         self.gen = torch.zeros(0, 0, dtype=torch.bool, device=dev)
         self.order = torch.zeros(0, 0, dtype=torch.long, device=dev)
         self.gstart = torch.zeros(0, dtype=torch.long, device=dev)
+        self.glen = torch.zeros(0, dtype=torch.long, device=dev)  # each row's completion length
         self.tickets: list[int] = []
         self.plens: list[int] = []
         self.gens: list = []
@@ -118,11 +128,20 @@ class BatchScheduler:
         self.carry = None  # [B, V] output at column committed - 1 (shift models)
         self.committed = 0  # cached columns
         self.bs = 0  # start of the next block to decode
+        self.on_step = None  # (tickets, [completion canvas [L_row]] per row) after each step that revealed a token
+
+    def _steps_per_block(self, L: int) -> int | None:
+        """The step schedule of a row of ``L`` tokens, as ``generate`` sets it (None: threshold rule)."""
+        if not self.cfg.scheduled:
+            return None
+        steps = self.cfg.steps if self.cfg.steps is not None else L
+        return max(1, math.ceil(steps * self.Bk / L))
 
     # -- queue ---------------------------------------------------------------------------
-    def submit(self, input_ids, generator: torch.Generator | None = None) -> int:
+    def submit(self, input_ids, generator: torch.Generator | None = None, max_new_tokens: int | None = None) -> int:
         """Queue one prompt (``[P]`` ids, no padding); returns its ticket (0, 1, 2, ... in order).
-        ``generator`` replaces the row's seeded one (as ``generate(generators=...)``)."""
+        ``generator`` replaces the row's seeded one (as ``generate(generators=...)``);
+        ``max_new_tokens`` gives the row its own completion length (see the module docstring)."""
         ids = _as_ids(input_ids, "input_ids", self.device)
         if ids.shape[0] != 1 or ids.shape[1] == 0:
             raise ValueError(f"submit() takes one non-empty prompt, got shape {tuple(ids.shape)}")
@@ -131,14 +150,20 @@ class BatchScheduler:
             raise ValueError(f"input_ids holds ids outside the vocabulary [0, {vocab})")
         if (ids == self.mask_id).any():
             raise ValueError(f"the prompt contains the mask token (id {self.mask_id})")
-        if ids.shape[1] + self.L > self.model.max_seq_len:
-            raise ValueError(f"prompt ({ids.shape[1]}) + max_new_tokens ({self.L}) exceeds the model's context of "
+        L = self.L if max_new_tokens is None else int(max_new_tokens)
+        if L < 1:
+            raise ValueError(f"max_new_tokens must be >= 1, got {L}")
+        if self._steps_per_block(L) != self.spb:
+            raise ValueError(f"max_new_tokens {L}: with steps={self.cfg.steps} it would change the step schedule of "
+                             f"this batch (made for {self.L}); decode it in a batch of its own")
+        if ids.shape[1] + L > self.model.max_seq_len:
+            raise ValueError(f"prompt ({ids.shape[1]}) + max_new_tokens ({L}) exceeds the model's context of "
                              f"{self.model.max_seq_len} tokens")
         t = self.next_ticket
         self.next_ticket += 1
         if generator is None and self.base_seed is not None:
             generator = _row_generator(self.base_seed, t, self.device)
-        self.queue.append((t, ids[0], generator))
+        self.queue.append((t, ids[0], generator, L))
         return t
 
     @property
@@ -168,20 +193,21 @@ class BatchScheduler:
             new.append(self.queue.popleft())
         if not new:
             return
-        Bk, L, dev = self.Bk, self.L, self.device
-        lens = [int(ids.numel()) for _, ids, _ in new]
+        Bk, dev = self.Bk, self.device
+        lens = [int(ids.numel()) for _, ids, _, _ in new]
+        Ls = [L for _, _, _, L in new]
         if not self.tickets:  # an empty batch: right-align the prompts (as generate does)
             self.bs = Bk * (max(lens) // Bk)
         bs = self.bs
         offs = [Bk * math.ceil(max(bs - n, 0) / Bk) for n in lens]  # whole blocks of left padding
-        W = max([self.x.shape[1]] + [o + n + L for o, n in zip(offs, lens)])
+        W = max([self.x.shape[1]] + [o + n + L for o, n, L in zip(offs, lens, Ls)])
         W = Bk * math.ceil(W / Bk)  # whole blocks: a block never runs past the canvas
         self._widen(W)
         b = len(new)
         x = torch.full((b, W), self.fill, dtype=torch.long, device=dev)
         pad = torch.zeros(b, W, dtype=torch.long, device=dev)
         gen = torch.zeros(b, W, dtype=torch.bool, device=dev)
-        for k, ((_, ids, _), o, n) in enumerate(zip(new, offs, lens)):
+        for k, ((_, ids, _, L), o, n) in enumerate(zip(new, offs, lens)):
             x[k, o:o + n] = ids
             x[k, o + n:o + n + L] = self.mask_id
             pad[k, o:o + n + L] = 1
@@ -208,9 +234,10 @@ class BatchScheduler:
         self.gen = torch.cat([self.gen, gen])
         self.order = torch.cat([self.order, torch.zeros_like(x)])
         self.gstart = torch.cat([self.gstart, torch.tensor([o + n for o, n in zip(offs, lens)], device=dev)])
-        self.tickets += [t for t, _, _ in new]
+        self.glen = torch.cat([self.glen, torch.tensor(Ls, dtype=torch.long, device=dev)])
+        self.tickets += [t for t, _, _, _ in new]
         self.plens += lens
-        self.gens += [g for _, _, g in new]
+        self.gens += [g for _, _, g, _ in new]
 
     def _compact(self) -> None:
         """Drop leading columns that are padding for every row (whole blocks, cached ones only)."""
@@ -231,7 +258,7 @@ class BatchScheduler:
         self.bs -= d
 
     def _select(self, keep: torch.Tensor) -> None:
-        for name in ("x", "pad", "pos", "gen", "order", "gstart"):
+        for name in ("x", "pad", "pos", "gen", "order", "gstart", "glen"):
             setattr(self, name, getattr(self, name)[keep])
         idx = keep.tolist()
         self.tickets = [self.tickets[i] for i in idx]
@@ -248,7 +275,7 @@ class BatchScheduler:
             self.committed = self.bs = 0
 
     def _completion(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
-        idx = self.gstart[i] + torch.arange(self.L, device=self.device)
+        idx = self.gstart[i] + torch.arange(int(self.glen[i]), device=self.device)
         return self.x[i, idx], self.order[i, idx]
 
     def _retire(self, done: torch.Tensor) -> list[tuple[int, StreamResult]]:
@@ -257,7 +284,7 @@ class BatchScheduler:
             tokens, order = self._completion(i)
             if self.cfg.stop_at_eos and self.end_ids.numel():
                 first = int(_first_end(tokens[None], self.end_ids)[0])
-                after = torch.arange(self.L, device=self.device) > first
+                after = torch.arange(tokens.numel(), device=self.device) > first
                 tokens = tokens.masked_fill(after, self.fill)
                 order = order.masked_fill(after, 0)
             if (tokens == self.mask_id).any():
@@ -288,7 +315,7 @@ class BatchScheduler:
         self._compact()
         if not self.tickets:
             return []
-        cfg, mask_id, L = self.cfg, self.mask_id, self.L
+        cfg, mask_id = self.cfg, self.mask_id
         bs = self.bs
         be = bs + self.Bk
         finished: list[tuple[int, StreamResult]] = []
@@ -300,7 +327,7 @@ class BatchScheduler:
             ts = R.dream_timesteps(spb, cfg.eps) if (spb and dream) else None
             pred = None
             i = 0
-            offs = torch.arange(L, device=self.device)
+            offs = torch.arange(int(self.glen.max()), device=self.device)
             while True:
                 cand = (self.x[:, bs:be] == mask_id) & self.gen[:, bs:be]
                 if not cand.any():
@@ -327,8 +354,13 @@ class BatchScheduler:
                     self.x[:, bs:be][sel] = tok_full[sel]
                     self.order[:, bs:be][sel] = i
                     pred = None
+                    if self.on_step is not None:
+                        self.on_step(list(self.tickets), [self._completion(r)[0] for r in range(len(self.tickets))])
                     if self.exit_early:
-                        g = self.x.gather(1, self.gstart[:, None] + offs)
+                        # [B, Lmax]: past a shorter row's completion lie fill tokens (never masks), and a
+                        # clamped index repeats one of its own positions: neither changes `done`
+                        idx = (self.gstart[:, None] + offs).clamp(max=self.x.shape[1] - 1)
+                        g = self.x.gather(1, idx)
                         first = _first_end(g, self.end_ids)
                         done = ~((g == mask_id) & (offs[None] < first[:, None])).any(1)
                         if done.any():
@@ -338,9 +370,10 @@ class BatchScheduler:
                                 counts = counts[keep]
                             if not self.tickets:
                                 break
+                            offs = torch.arange(int(self.glen.max()), device=self.device)
         self.bs = be
         if self.tickets:  # rows whose completion ends in this block
-            done = (self.gstart + L) <= be
+            done = (self.gstart + self.glen) <= be
             if done.any():
                 finished += self._retire(done)
         return finished

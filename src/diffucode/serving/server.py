@@ -26,9 +26,10 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 def build(load: Callable[[], tuple[Any, Any]], *, served_name: str, max_batch_rows: int = 16, window_s: float = 0.01,
           max_queue: int = 64, max_body_bytes: int = 4 << 20, max_rows_per_request: int = 64,
-          default_max_tokens: int | None = None):
+          default_max_tokens: int | None = None, continuous: bool = True):
     """(app, worker): the worker is started (it loads the model on its own thread)."""
-    worker = DecodeWorker(load, max_batch_rows=max_batch_rows, window_s=window_s, max_queue=max_queue).start()
+    worker = DecodeWorker(load, max_batch_rows=max_batch_rows, window_s=window_s, max_queue=max_queue,
+                          continuous=continuous).start()
     app = create_app(worker, served_name=served_name, max_body_bytes=max_body_bytes,
                      max_rows_per_request=max_rows_per_request, default_max_tokens=default_max_tokens)
     return app, worker

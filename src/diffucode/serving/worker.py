@@ -12,14 +12,28 @@ Why a thread: decoding is long, blocking torch work; the event loop of the HTTP 
 free to accept, validate and stream. Loading happens on the same thread, so the server answers
 503 until the model is ready instead of not listening at all.
 
-Batching (micro-batching). The worker takes the oldest queued job, waits up to ``window_s`` for
-more work, then decodes together every queued job whose settings are *compatible* with it (the
-same :class:`GenerationConfig` apart from the seed, and the same suffix length, since the
-engine's canvas puts every row's suffix in the same columns), oldest first, up to
+Starting a batch. The worker takes the oldest queued job, waits up to ``window_s`` for more
+work, then takes every queued job whose settings are *compatible* with it, oldest first, up to
 ``max_batch_rows`` rows. Prompts of different lengths share a batch through left padding (the
-engine's layout). A job is never split; a job larger than ``max_batch_rows`` runs alone.
-Jobs that are not compatible wait for a later batch, in arrival order. The queue is bounded
-(``max_queue`` jobs waiting): :meth:`DecodeWorker.submit` refuses more with a 429.
+engine's layout). Jobs that are not compatible wait for a later batch, in arrival order. The
+queue is bounded (``max_queue`` jobs waiting): :meth:`DecodeWorker.submit` refuses more with a 429.
+
+Continuous batching (``continuous=True``, the default, on block-causal and causal models): the
+batch runs in a :class:`diffucode.sampling.BatchScheduler`, one block per step. Between two
+steps, queued jobs compatible with the running batch join it (oldest first, while it has fewer
+than ``max_batch_rows`` rows; the first incompatible job in the queue stops the joining, so it
+is not starved: the batch drains and the next one starts with it), and each row leaves as soon
+as its completion is done or ended, so a short request that arrives while a long one decodes is
+answered before the long one ends. Compatible here: the same :class:`GenerationConfig` apart
+from the seed and, with one token per step or a threshold rule, apart from ``max_tokens`` too
+(each row keeps its own length). A job's rows may be decoded in different steps' batches; its
+``batch_rows`` is the most rows its rows were decoded with.
+
+Gather-then-decode (bidirectional models, i.e. infilling with a suffix and every MDM, and
+``continuous=False``): compatible means the same config apart from the seed and the same suffix
+length (the engine's canvas puts every row's suffix in the same columns); the batch is decoded by
+one :func:`diffucode.sampling.generate` call and runs to its end before the next one starts.
+A job is never split; a job larger than ``max_batch_rows`` runs alone.
 
 Equal to one-by-one decoding. Each job brings the random generators it would get decoded
 alone (:func:`diffucode.sampling.engine.row_generators` of its own seed and row count), and the
@@ -27,9 +41,10 @@ engine draws every random number per row, so a seeded or greedy request gives th
 whether it is decoded alone or in any batch (the tests check this). Requests without a seed get
 a random one.
 
-Not continuous batching: a batch runs to the end before the next one starts (the engine drops
-finished rows but takes no new ones mid-decode). A client that disconnects frees its queue slot
-if its job has not started; a running job finishes and its result is dropped.
+A client that disconnects frees its queue slot if its job has not started; a running job
+finishes and its result is dropped. A bad row (ids the engine refuses) fails its own job with a
+400; an unexpected error in a gather-then-decode batch is narrowed down by decoding each job
+alone, one in a continuous batch fails the jobs running in it with a 500.
 """
 
 from __future__ import annotations
@@ -68,12 +83,18 @@ class Job:
     submitted: float = field(default_factory=time.monotonic)
     _done: threading.Event = field(default_factory=threading.Event)
     _key: tuple | None = None
+    # continuous batching: rows finished so far, and where the job's count of forwards/time starts
+    _left: int = 0
+    _nfe0: int = 0
+    _t0: float = 0.0
 
-    def key(self) -> tuple:
-        """Jobs with equal keys can share a batch."""
+    def key(self, any_length: bool = False) -> tuple:
+        """Jobs with equal keys can share a batch. ``any_length``: rows of a continuous batch may
+        have their own ``max_tokens`` when that does not change the step schedule."""
         cfg = dataclasses.replace(self.config, seed=None, num_return_sequences=1)
+        free = any_length and (cfg.steps is None or not cfg.scheduled)
         fields = tuple((f.name, tuple(v) if isinstance(v := getattr(cfg, f.name), list) else v)
-                       for f in dataclasses.fields(cfg))
+                       for f in dataclasses.fields(cfg) if not (free and f.name == "max_new_tokens"))
         return fields, len(self.suffix or ())
 
     def finish(self) -> None:
@@ -94,11 +115,16 @@ class DecodeWorker:
     """Owns the model on one thread; see the module docstring."""
 
     def __init__(self, load: Callable[[], tuple[Any, Any]], *, max_batch_rows: int = 16, window_s: float = 0.01,
-                 max_queue: int = 64):
+                 max_queue: int = 64, continuous: bool = True):
         if max_batch_rows < 1 or max_queue < 1 or window_s < 0:
             raise ValueError("max_batch_rows and max_queue must be >= 1 and window_s >= 0")
         self._load = load
         self.max_batch_rows, self.window_s, self.max_queue = max_batch_rows, window_s, max_queue
+        self.continuous = continuous
+        self._sched = None  # the running continuous batch (BatchScheduler), worker thread only
+        self._sched_key: tuple | None = None
+        self._owner: dict[int, tuple[Job, int]] = {}  # scheduler ticket -> (job, row in job)
+        self._running: list[Job] = []  # jobs with rows in the running continuous batch
         self.model = self.tokenizer = None
         self.state = "loading"  # loading | ready | failed | stopped
         self.load_error: str | None = None
@@ -106,7 +132,8 @@ class DecodeWorker:
         self._cond = threading.Condition()
         self._ready = threading.Event()
         self._thread = threading.Thread(target=self._run, name="diffucode-decode", daemon=True)
-        self.stats = {"batches": 0, "jobs": 0, "rows": 0, "max_batch_rows": 0, "errors": 0}
+        # joined: jobs that joined a continuous batch already decoding
+        self.stats = {"batches": 0, "jobs": 0, "rows": 0, "max_batch_rows": 0, "errors": 0, "joined": 0}
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self) -> "DecodeWorker":
@@ -156,7 +183,7 @@ class DecodeWorker:
                                code="queue_full", headers={"Retry-After": "1"})
             if job.config.stochastic and job.config.seed is None:
                 job.config = dataclasses.replace(job.config, seed=secrets.randbits(62))
-            job._key = job.key()
+            job._key = job.key(any_length=self._continuous_for(job))
             job.submitted = time.monotonic()
             self._queue.append(job)
             self._cond.notify_all()
@@ -184,9 +211,116 @@ class DecodeWorker:
         finally:
             self._ready.set()
         while self.state == "ready":
+            if self._sched is not None:
+                self._continue()
+                continue
             batch = self._next_batch()
-            if batch:
-                self._decode(batch)
+            if not batch:
+                continue
+            if self._continuous_for(batch[0]) and self._start_continuous(batch):
+                continue
+            for group in _split(batch, lambda j: j.key()):  # equal lengths: one generate() call each
+                self._decode(group)
+        self._fail_running(ApiError(503, "the server is shutting down", type="server_error", code="shutting_down"))
+
+    # -- continuous batching ---------------------------------------------------------------
+    def _continuous_for(self, job: Job) -> bool:
+        model = self.model
+        return (self.continuous and model is not None and model.attention in ("block_causal", "causal")
+                and not job.suffix)
+
+    def _start_continuous(self, batch: list[Job]) -> bool:
+        """Start a continuous batch with these jobs; False when the scheduler refuses the settings."""
+        from diffucode.config import ConfigError
+        from diffucode.sampling import BatchScheduler
+
+        cfg = dataclasses.replace(batch[0].config, num_return_sequences=1, seed=None)
+        try:
+            self._sched = BatchScheduler(self.model, cfg, self.max_batch_rows)
+        except ConfigError:
+            return False  # settings it does not run: gather-then-decode
+        self._sched_key = batch[0]._key
+        self.stats["batches"] += 1
+        for job in batch:
+            self._join(job)
+        return True
+
+    def _join(self, job: Job) -> None:
+        from diffucode.sampling.engine import row_generators
+
+        sched = self._sched
+        gens = row_generators(job.config, len(job.rows), self.model.device)  # the job's own streams
+        job.result, job._left, job.batch_rows = [None] * len(job.rows), len(job.rows), 0  # type: ignore[list-item]
+        job._nfe0, job._t0 = sched.nfe, time.perf_counter()
+        tickets = []
+        try:
+            for k, ids in enumerate(job.rows):
+                t = sched.submit(ids, None if gens is None else gens[k], max_new_tokens=job.config.max_new_tokens)
+                tickets.append(t)
+                self._owner[t] = (job, k)
+        except Exception as e:  # noqa: BLE001 - a row the engine refuses fails its own job only
+            gone = set(tickets)
+            sched.queue = type(sched.queue)(q for q in sched.queue if q[0] not in gone)
+            for t in tickets:
+                self._owner.pop(t, None)
+            self._fail(job, e)
+            return
+        self._running.append(job)
+
+    def _continue(self) -> None:
+        """Let compatible queued jobs join, decode one block, hand out the finished rows."""
+        sched = self._sched
+        joining = []
+        with self._cond:
+            while self._queue and self._queue[0]._key == self._sched_key:
+                busy = sched.rows + len(sched.queue)
+                if busy and busy + len(self._queue[0].rows) > self.max_batch_rows:
+                    break
+                joining.append(self._queue.popleft())
+        for job in joining:
+            self._join(job)
+            self.stats["joined"] += 1
+        sched.on_step = self._on_step if any(j.on_step is not None for j in self._running) else None
+        try:
+            finished = sched.step()
+        except Exception as e:  # noqa: BLE001 - the server keeps serving
+            log.exception("decoding failed")
+            self._fail_running(_api_error(e))
+            return
+        rows = sched.rows + len(finished)
+        self.stats["max_batch_rows"] = max(self.stats["max_batch_rows"], rows)
+        for job in self._running:
+            job.batch_rows = max(job.batch_rows, rows)
+        for ticket, res in finished:
+            job, k = self._owner.pop(ticket)
+            job.result[k] = res.tokens.tolist()  # type: ignore[index]
+            job._left -= 1
+            if job._left == 0:
+                self._running.remove(job)
+                job.nfe, job.seconds = sched.nfe - job._nfe0, time.perf_counter() - job._t0
+                self.stats["jobs"] += 1
+                self.stats["rows"] += len(job.rows)
+                job.finish()
+        if not sched.busy:
+            self._sched = self._sched_key = None
+
+    def _on_step(self, tickets: list[int], canvases: list) -> None:
+        for t, row in zip(tickets, canvases):
+            job, k = self._owner[t]
+            if job.on_step is not None and not job.cancelled:
+                job.on_step(k, row.tolist())
+
+    def _fail(self, job: Job, e: Exception) -> None:
+        job.error = _api_error(e)
+        self.stats["errors"] += 1
+        job.finish()
+
+    def _fail_running(self, error: ApiError) -> None:
+        running, self._running = self._running, []
+        self._sched = self._sched_key = None
+        self._owner.clear()
+        for job in running:
+            self._fail(job, error)
 
     def _next_batch(self) -> list[Job]:
         with self._cond:
@@ -225,12 +359,9 @@ class DecodeWorker:
                 for job in batch:
                     self._decode([job])
                 return
-            job = batch[0]
-            job.error = _api_error(e)
-            self.stats["errors"] += 1
-            if job.error.status >= 500:
+            if _api_error(e).status >= 500:
                 log.exception("decoding failed")
-            job.finish()
+            self._fail(batch[0], e)
 
     def _decode_together(self, batch: list[Job]) -> None:
         import torch
@@ -280,6 +411,14 @@ class DecodeWorker:
             job.nfe, job.seconds, job.batch_rows = int(out.nfe), seconds, len(rows)
             start += len(job.rows)
             job.finish()
+
+
+def _split(jobs: list[Job], key) -> list[list[Job]]:
+    """Jobs grouped by ``key(job)``, groups in order of their first job."""
+    groups: dict = {}
+    for job in jobs:
+        groups.setdefault(key(job), []).append(job)
+    return list(groups.values())
 
 
 def _api_error(e: Exception) -> ApiError:

@@ -169,4 +169,4 @@ def test_execution_only_refuses_a_broken_line_with_file_and_line(tmp_path, capsy
     assert _run("--benchmark", "humaneval", "--execution-only", "--samples", str(samples), "--output", str(out)) == 2
     err = capsys.readouterr().err
     assert f"{samples}, line 3: {what}" in err
-    assert not (out / "results.json").exists()
+    assert not (out / "results.json").exists() and not (out / "config.yaml").exists()  # nothing half-written

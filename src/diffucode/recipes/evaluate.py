@@ -518,10 +518,8 @@ def _run_locked(cfg: EvalConfig, tasks, by_id, samples_path: Path, out_dir: Path
             n = len(read_jsonl(out_dir / "samples.jsonl"))
             _say(f"wrote {out_dir / 'samples.jsonl'} ({n} samples); score it with --execution-only")
             return 0
-    else:
-        save_config(cfg, out_dir / "config.yaml")
-        if (out_dir / "generation.json").is_file() and cfg.samples is None:
-            meta = json.loads((out_dir / "generation.json").read_text())
+    elif (out_dir / "generation.json").is_file() and cfg.samples is None:
+        meta = json.loads((out_dir / "generation.json").read_text())
 
     try:
         # a user's file must be whole; the run's own may hold torn lines of an interrupted write
@@ -541,6 +539,8 @@ def _run_locked(cfg: EvalConfig, tasks, by_id, samples_path: Path, out_dir: Path
             _say(f"note: {samples_path} covers {len(present)} of {len(tasks)} {cfg.benchmark} tasks; "
                  "pass@k is over those")
         tasks = [t for t in tasks if t.task_id in present]
+    if cfg.execution_only:
+        save_config(cfg, out_dir / "config.yaml")  # only once the samples file was accepted
     sandbox_now = sandbox_info_safe(cfg, sandbox_info)  # probed once; also decides which earlier records stand
     try:
         outcomes, wall, n_run, resume = _execute(cfg, tasks, samples, out_dir, sandbox_now.get("isolation"))

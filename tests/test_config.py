@@ -66,3 +66,21 @@ def test_save_roundtrip(tmp_path):
 
 def test_parse_overrides_nested():
     assert parse_overrides(["a.b.c=1", "a.d=x"]) == {"a": {"b": {"c": 1}, "d": "x"}}
+
+
+@dataclass
+class _PrecisionConfig:
+    mixed_precision: Literal["auto", "no", "bf16", "fp16"] = "auto"
+    resume: bool = False
+
+
+def test_yaml_1_1_boolean_words_stay_strings(tmp_path):
+    """`mixed_precision: no` / `mixed_precision=no` is the string 'no', not YAML 1.1's False."""
+    cfg = load_config(_PrecisionConfig, overrides=["mixed_precision=no"])
+    assert cfg.mixed_precision == "no"
+    path = tmp_path / "c.yaml"
+    path.write_text("mixed_precision: no\nresume: true\n")
+    cfg = load_config(_PrecisionConfig, path)
+    assert cfg.mixed_precision == "no" and cfg.resume is True
+    with pytest.raises(ConfigError, match="'resume' must be true or false, got 'yes'"):
+        load_config(_PrecisionConfig, overrides=["resume=yes"])

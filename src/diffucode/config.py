@@ -16,6 +16,7 @@ import argparse
 import dataclasses
 import sys
 import types
+import re
 import typing
 from pathlib import Path
 from typing import Any, Literal, Sequence, TypeVar, Union, get_args, get_origin
@@ -25,6 +26,31 @@ import yaml
 from diffucode.errors import UserError
 
 T = TypeVar("T")
+
+
+class _CoreSchemaLoader(yaml.SafeLoader):
+    """YAML with the 1.2 core schema's booleans: only true/false are booleans.
+
+    PyYAML follows YAML 1.1, where ``no``/``off``/``yes``/``on`` are booleans too, so
+    ``mixed_precision: no`` (or the override ``mixed_precision=no``) would arrive as ``False``
+    and be refused as not one of the choices.
+    """
+
+
+_CoreSchemaLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_CoreSchemaLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool",
+    re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+    list("tTfF"),
+)
+
+
+def load_yaml(text: str) -> Any:
+    """Parse config YAML (booleans are only true/false; see :class:`_CoreSchemaLoader`)."""
+    return yaml.load(text, Loader=_CoreSchemaLoader)  # noqa: S506 - a SafeLoader subclass
 
 
 class ConfigError(UserError, ValueError):
@@ -129,7 +155,7 @@ def parse_overrides(overrides: Sequence[str]) -> dict:
         if "=" not in item:
             raise ConfigError(f"command line: override '{item}' must look like key=value")
         key, raw = item.split("=", 1)
-        value = yaml.safe_load(raw) if raw != "" else ""
+        value = load_yaml(raw) if raw != "" else ""
         node = tree
         parts = key.strip().split(".")
         for part in parts[:-1]:
@@ -168,7 +194,7 @@ def load_config(cls: type[T], path: str | Path | None = None, overrides: Sequenc
         if "\0" in text:
             raise ConfigError(f"{path}: not a text YAML file (it contains NUL bytes)")
         try:
-            loaded = yaml.safe_load(text)
+            loaded = load_yaml(text)
         except yaml.YAMLError as e:
             raise ConfigError(f"{path}: not valid YAML: {e}") from e
         if loaded is None:

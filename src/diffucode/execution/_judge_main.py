@@ -29,7 +29,6 @@ cannot swallow with ``except Exception``.
 def _judge_main():
     import builtins
     import marshal
-    import math
     import os
     import struct
     import sys
@@ -257,71 +256,6 @@ def _judge_main():
         return {"ok": passed == n, "phase": "test", "error": first_error, "results": results, "passed": passed,
                 "total": n, "timeouts": timeouts}
 
-    def num_close(o, e, atol):
-        if type(o) is bool or type(e) is bool or not isinstance(o, (int, float)) or not isinstance(e, (int, float)):
-            return o == e
-        if o == e:
-            return True
-        if math.isnan(o) or math.isnan(e) or math.isinf(o) or math.isinf(e):
-            return False
-        return abs(o - e) <= atol + 1e-07 * abs(e)  # numpy.allclose with rtol=1e-7
-
-    def all_close(o, e, atol):
-        if isinstance(e, (list, tuple)):
-            if not isinstance(o, (list, tuple)) or len(o) != len(e):
-                return False
-            return all(all_close(x, y, atol) for x, y in zip(o, e))
-        return num_close(o, e, atol)
-
-    def is_floats(x):
-        if isinstance(x, float):
-            return True
-        if isinstance(x, (list, tuple)) and x:
-            return all(isinstance(i, float) for i in x)
-        return False
-
-    def poly(xs, x):
-        return sum(c * math.pow(x, i) for i, c in enumerate(xs))
-
-    def pyramid_surface_area(base_edge, height):
-        # Alternative reading of Mbpp/581: "height" is the perpendicular height.
-        slant = math.sqrt((base_edge / 2) ** 2 + height ** 2)
-        return round(base_edge ** 2 + 2 * base_edge * slant)
-
-    def digit_distance_padded(a, b):
-        # Alternative reading of Mbpp/558: pad the shorter number with leading zeros.
-        sa, sb = str(a), str(b)
-        width = max(len(sa), len(sb))
-        return sum(abs(int(x) - int(y)) for x, y in zip(sa.zfill(width), sb.zfill(width)))
-
-    def check_output(oracle, atol_task, inp, out, exp):
-        # EvalPlus semantics: exact match, then the task's special oracle, then (for floats or
-        # a task tolerance) an allclose comparison of values of the same type. Every value here
-        # is plain data decoded by wire.py, so == cannot be rigged.
-        exact = out == exp
-        atol = atol_task
-        if oracle == "poly_root":
-            return abs(poly(inp[0], out)) <= atol
-        if oracle == "always":
-            return True
-        if oracle == "or_zero":
-            exact = exact or out == 0
-        elif oracle == "set_eq":
-            exact = set(out) == set(exp)
-        elif oracle == "not_none":
-            exact = (out == exp) if isinstance(out, bool) else (exp == (out is not None))
-        elif oracle == "pyramid_surface_area":
-            exact = exact or abs(out - pyramid_surface_area(*inp)) <= atol
-        elif oracle == "digit_distance_padded":
-            exact = exact or out == digit_distance_padded(*inp)
-        if atol == 0 and is_floats(exp):
-            atol = 1e-6
-        if not exact and atol != 0:
-            if type(out) is not type(exp):
-                return False
-            return all_close(out, exp, atol)
-        return exact
-
     def run_io(job):
         inputs = {g: _dec(b) for g, b in job["inputs"].items()}
         expected = {g: _dec(b) for g, b in job["expected"].items()}
@@ -330,35 +264,22 @@ def _judge_main():
         time_limits = job.get("time_limits") or {}
         proxy = Candidate(entry)
         cur["mirror"] = False  # the inputs are the judge's own copies: nothing to mirror
-        payload = {"ok": True}
-        for group in ("base", "plus"):
-            if group not in inputs:
-                continue
-            verdict = {"passed": True, "n": len(inputs[group]), "ran": 0}
-            if group == "plus" and not payload.get("base", {"passed": True})["passed"]:
-                verdict = {"passed": False, "n": len(inputs[group]), "ran": 0, "skipped": "base failed"}
-            else:
-                limits_g = time_limits.get(group) or []
-                for i, inp in enumerate(inputs[group]):
-                    limit = limits_g[i] if i < len(limits_g) else 1e9
-                    cur["limit"] = lambda: limit
-                    try:
-                        out = proxy(*inp)
-                        ok = check_output(oracle, atol_task, inp, out, expected[group][i])
-                        reason = None if ok else {"type": "WrongOutput", "message": "input %d: wrong output" % i}
-                    except LoadFailed as e:
-                        return {"ok": False, "phase": "program", "error": e.err}
-                    except BaseException as e:
-                        ok, reason = False, describe(e)
-                    verdict["ran"] = i + 1
-                    if not ok:
-                        verdict["passed"] = False
-                        verdict["error"] = dict(reason, index=i)
-                        break
-            payload[group] = verdict
-            payload["ok"] = payload["ok"] and verdict["passed"]
-            send(b"P", _enc({group: verdict}))
-        return payload
+        def check_one(group, i, limit):
+            cur["limit"] = lambda: limit
+            inp = inputs[group][i]
+            try:
+                ok = evalplus_check(oracle, atol_task, inp, proxy(*inp), expected[group][i])  # noqa: F821 - evalplus.py
+            except LoadFailed:
+                raise
+            except BaseException as e:
+                return describe(e)
+            return None if ok else {"type": "WrongOutput", "message": "input %d: wrong output" % i}
+
+        try:
+            return evalplus_groups(inputs, time_limits, check_one,  # noqa: F821 - evalplus.py, prepended
+                                   lambda group, verdict: send(b"P", _enc({group: verdict})))
+        except LoadFailed as e:
+            return {"ok": False, "phase": "program", "error": e.err}
 
     def run_outputs(job):
         # The reference solution's outputs, as wire bytes per group (and seconds per input).

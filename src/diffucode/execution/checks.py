@@ -23,9 +23,9 @@ from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 from diffucode.execution import wire
+from diffucode.execution.evalplus import ORACLES
 from diffucode.execution.runner import ExecResult, Job, SandboxConfig, run_job, run_jobs
 
-ORACLES = ("poly_root", "always", "or_zero", "set_eq", "not_none", "pyramid_surface_area", "digit_distance_padded")
 
 
 def program_job(program: str, *, timeout: float | None = None) -> Job:

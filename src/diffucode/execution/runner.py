@@ -61,10 +61,18 @@ CLEAN_ENV = {
     "MKL_NUM_THREADS": "1",
 }
 
-# wire.py (the plain-data codec of split execution) goes in front: the bootstrap runs with
-# -I -S and cannot import diffucode.
-_BOOTSTRAP_SRC = (Path(__file__).with_name("wire.py").read_text() + "\n"
-                  + Path(__file__).with_name("_sandbox_main.py").read_text())
+# The programs that run inside the sandbox (the bootstrap, the judge) start with -I -S and cannot
+# import diffucode: the stdlib-only modules they use go in front of them, as source.
+_PREPENDED = ("wire.py", "evalplus.py")  # the plain-data codec of split execution; EvalPlus's output check
+
+
+def standalone_source(main_file: str) -> str:
+    """``main_file`` (a file of this package) with the modules it uses in front, as one program."""
+    here = Path(__file__).parent
+    return "\n".join((here / name).read_text() for name in (*_PREPENDED, main_file))
+
+
+_BOOTSTRAP_SRC = standalone_source("_sandbox_main.py")
 
 
 def _site_dirs() -> list[str]:

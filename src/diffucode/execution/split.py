@@ -30,15 +30,13 @@ import sys
 import tempfile
 import threading
 import time
-from pathlib import Path
 
 from diffucode.execution import runner as R
 from diffucode.execution import wire
 from diffucode.execution.zygote import ForkedCandidate, ZygoteError, ZygotePool
 
 MAX_RESTARTS = 3  # candidate restarts per job after a timed-out or killed call
-_JUDGE_SRC = (Path(__file__).with_name("wire.py").read_text() + "\n"
-              + Path(__file__).with_name("_judge_main.py").read_text())
+_JUDGE_SRC = R.standalone_source("_judge_main.py")
 _JUDGE_CODE = compile(_JUDGE_SRC, "<diffucode-judge>", "exec")
 _JUDGE_STUB = (
     "import sys, marshal\n"

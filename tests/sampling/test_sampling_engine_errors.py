@@ -64,8 +64,10 @@ def test_bad_inputs(dream_model, block_model):
     bmodel, _ = block_model
     with pytest.raises(ConfigError, match="--cache prefix: prefix/dual caches are for bidirectional models"):
         generate(bmodel, ids, config=GenerationConfig(max_new_tokens=4, cache="prefix"))
-    with pytest.raises(ConfigError, match="decodes in its own blocks of 4"):
-        generate(bmodel, ids, config=GenerationConfig(max_new_tokens=8, block_len=8))
+    with pytest.raises(ConfigError, match="--block-len: 6 is not a multiple of this block-causal model's block 4"):
+        generate(bmodel, ids, config=GenerationConfig(max_new_tokens=12, block_len=6))
+    with pytest.raises(ConfigError, match="--sub-block-len: 3 does not divide the block length 8"):
+        generate(bmodel, ids, config=GenerationConfig(max_new_tokens=16, block_len=8, sub_block_len=3))
     with pytest.raises(ValueError, match="infilling .* needs a bidirectional model"):
         generate(bmodel, ids, config=GenerationConfig(max_new_tokens=4), suffix_ids=torch.tensor([5]))
 

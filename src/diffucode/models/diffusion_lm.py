@@ -122,10 +122,16 @@ class DiffusionLM(nn.Module):
         attn_mask_4d: torch.Tensor | None = None,  # [B, 1, q, past + q] bool
         align: bool = True,
         logit_positions: torch.Tensor | None = None,  # [k] long: only these positions' logits
+        block_len: int | None = None,  # block_causal: this call's block length (default: the model's)
     ) -> DiffusionOutput:
         """See the module docstring. ``logit_positions`` (indices into this call's ``q`` tokens,
         shared by the batch) returns logits ``[B, k, V]`` for those positions only, which saves the
-        LM head and the float32 logits of everything else (e.g. the clean half in block training)."""
+        LM head and the float32 logits of everything else (e.g. the clean half in block training).
+        ``block_len`` overrides the model's block for this call only (SDAR-style decoding of a B = 4
+        model in larger blocks, see ``sampling/engine.py``); the model itself is not changed."""
+        if block_len is not None and (not isinstance(block_len, int) or block_len < 1):
+            raise ValueError(f"block_len must be a positive integer, got {block_len!r}")
+        blk = block_len if block_len is not None else self.block_len
         B, q = input_ids.shape
         past = past_key_values.get_seq_length() if past_key_values is not None else 0
         if attention_mask is None:
@@ -145,11 +151,11 @@ class DiffusionLM(nn.Module):
             mode = attention_mode or self.attention
             sdpa = getattr(self.backbone.config, "_attn_implementation", None) == "sdpa"
             if self.plain_masks and sdpa:  # only SDPA reads is_causal; eager would need the mask
-                plain = plain_pattern(mode, attention_mask, q, key_positions, self.block_len)
+                plain = plain_pattern(mode, attention_mask, q, key_positions, blk)
             if plain is not None:  # the attention hooks turn it into mask-free SDPA
                 mask = plain_mask(plain, B, q, past + q, input_ids.device)
             else:
-                mask = build_attention_mask(mode, attention_mask, q, key_positions, self.block_len)
+                mask = build_attention_mask(mode, attention_mask, q, key_positions, blk)
         else:
             if attn_mask_4d.shape != (B, 1, q, past + q):
                 raise ValueError(f"attn_mask_4d has shape {tuple(attn_mask_4d.shape)}; expected {(B, 1, q, past + q)}")

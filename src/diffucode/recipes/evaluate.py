@@ -55,7 +55,11 @@ class Decoding:
     temperature: float = field(default=0.0, metadata={"help": "token sampling temperature (0: greedy)"})
     top_p: float | None = field(default=None, metadata={"help": "nucleus sampling mass"})
     top_k: int | None = field(default=None, metadata={"help": "keep the k most likely tokens"})
-    block_len: int | None = field(default=None, metadata={"help": "semi-autoregressive block length"})
+    block_len: int | None = field(default=None, metadata={"help": "semi-autoregressive block length (block-causal: "
+                                                                  "a multiple of the model's decodes in larger blocks)"})
+    sub_block_len: int | None = field(default=None, metadata={"help": "decode each block in sub-blocks of this many "
+                                                                      "tokens, left to right (Fast-dLLM v2)"})
+    refresh_every: int = field(default=1, metadata={"help": "dual cache: full-canvas refresh every K blocks"})
     threshold: float | None = field(default=None, metadata={"help": "parallel decoding confidence threshold (Fast-dLLM)"})
     threshold_floor: Literal["schedule", "one"] = field(
         default="schedule", metadata={"help": "with threshold: a step reveals at least the steps schedule's count "
@@ -229,6 +233,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with --threshold, the least a step reveals: the --steps schedule's count (default) or one token")
     d.add_argument("--block-len", type=int, default=S, help="semi-autoregressive block length")
     d.add_argument("--cache", choices=["none", "prefix", "dual"], default=S, help="KV cache (bidirectional models)")
+    d.add_argument("--sub-block-len", type=int, default=S,
+                   help="decode each block in sub-blocks of this many tokens, left to right (Fast-dLLM v2)")
+    d.add_argument("--refresh-every", type=int, default=S, metavar="K",
+                   help="--cache dual: full-canvas refresh at every K-th block only (default 1)")
     d.add_argument("--batch-size", type=int, default=S, help="rows decoded together (default 8)")
     d.add_argument("--continuous-batching", action="store_true", default=S,
                    help="block-causal/causal models: finished rows leave the batch and queued rows join at once")

@@ -70,7 +70,12 @@ def build_parser() -> argparse.ArgumentParser:
     dec.add_argument("--temperature", type=float, default=0.0, help="token sampling temperature (0 = greedy)")
     dec.add_argument("--top-p", type=float, default=None, help="nucleus sampling mass")
     dec.add_argument("--top-k", type=int, default=None, help="keep the k most likely tokens")
-    dec.add_argument("--block-len", type=int, default=None, help="semi-autoregressive block length")
+    dec.add_argument("--block-len", type=int, default=None,
+                     help="semi-autoregressive block length; block-causal models: a multiple of their block decodes "
+                          "in larger blocks (SDAR-style, block-causal attention over --block-len for this decode)")
+    dec.add_argument("--sub-block-len", type=int, default=None,
+                     help="decode each block in sub-blocks of this many tokens, left to right (Fast-dLLM v2): a "
+                          "forward runs the whole block, only the current sub-block's masks are revealed")
     dec.add_argument("--threshold", type=float, default=None,
                      help="parallel decoding: also reveal every token with probability >= this (a step still reveals at "
                           "least what --steps schedules, so it is never slower than --steps alone)")
@@ -81,6 +86,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="with --threshold, the least a step reveals: the --steps schedule's count, or one token "
                           "(Fast-dLLM's exact rule; --steps refused)")
     dec.add_argument("--cache", default="none", choices=["none", "prefix", "dual"], help="KV cache for bidirectional models (approximate)")
+    dec.add_argument("--refresh-every", type=int, default=1, metavar="K",
+                     help="--cache dual: full-canvas refresh only at every K-th block; in between, the block just "
+                          "completed is re-encoded in the next block's first forward (default 1: every block)")
     dec.add_argument("--no-block-cache", action="store_true", help="block-causal models: recompute everything each step (reference)")
     dec.add_argument("--fastdllm-dream", action="store_true",
                      help="Fast-dLLM's Dream-port rules: with --cache prefix/dual each block's first token comes "
@@ -316,7 +324,7 @@ def main(argv: list[str]) -> int:
             max_new_tokens=args.max_new_tokens, steps=args.steps, alg=args.alg, alg_temp=args.alg_temp,
             temperature=args.temperature, top_p=args.top_p, top_k=args.top_k, block_len=args.block_len,
             threshold=args.threshold, threshold_floor=args.threshold_floor, lookahead=args.lookahead,
-            cache=args.cache, eps=args.eps,
+            cache=args.cache, eps=args.eps, sub_block_len=args.sub_block_len, refresh_every=args.refresh_every,
             fastdllm_dream=args.fastdllm_dream,
         )
         if args.preset:

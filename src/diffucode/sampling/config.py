@@ -44,7 +44,16 @@ class GenerationConfig:
     block_len: int | None = field(
         default=None,
         metadata={"help": "semi-autoregressive block length (bidirectional models; must divide max_new_tokens). "
-                          "Block-causal models always decode in their own block (None or equal to it)"},
+                          "Block-causal models: None = their own block; a multiple of it decodes in larger blocks "
+                          "(SDAR-style B = 16 / 32): the attention is block-causal over blocks of block_len for this "
+                          "decode (a different attention pattern than a B = 4 model was trained with), the KV cache "
+                          "of completed blocks stays exact"},
+    )
+    sub_block_len: int | None = field(
+        default=None,
+        metadata={"help": "decode each block in sub-blocks of this many tokens, left to right (Fast-dLLM v2): every "
+                          "forward runs the whole block, but only the current sub-block's masks are candidates; "
+                          "must divide the block length. None = the whole block at once"},
     )
     threshold: float | None = field(
         default=None,
@@ -67,6 +76,13 @@ class GenerationConfig:
         default="none",
         metadata={"help": "bidirectional models: none (exact reference) | prefix | dual (Fast-dLLM's approximate KV caches, "
                           "refreshed at every block start)"},
+    )
+    refresh_every: int = field(
+        default=1,
+        metadata={"help": "dual cache: run the full canvas at the start of every K-th block (1 = Fast-dLLM: every "
+                          "block). At the blocks in between, the first step's forward also re-encodes the block just "
+                          "completed (the tokens that changed) and writes its keys/values into the cache; the rest "
+                          "of the cache is kept from the last refresh"},
     )
     block_cache: bool = field(
         default=True,
@@ -145,6 +161,19 @@ class GenerationConfig:
         if self.lookahead and self.cache == "dual":
             bad("--lookahead", "does not work with --cache dual (the blocks ahead would be in the cached suffix); "
                                "use --cache prefix or none")
+        if self.sub_block_len is not None and (isinstance(self.sub_block_len, bool) or not isinstance(self.sub_block_len, int)
+                                               or self.sub_block_len < 1):
+            bad("--sub-block-len", f"must be a positive integer, got {self.sub_block_len!r}")
+        if self.sub_block_len is not None and self.lookahead:
+            bad("--sub-block-len", "does not combine with --lookahead (both change which masks are candidates); drop one")
+        if self.sub_block_len is not None and self.fastdllm_dream:
+            bad("--sub-block-len", "is not part of Fast-dLLM's Dream port; drop --sub-block-len or --fastdllm-dream")
+        if isinstance(self.refresh_every, bool) or not isinstance(self.refresh_every, int) or self.refresh_every < 1:
+            bad("--refresh-every", f"must be a positive integer, got {self.refresh_every!r}")
+        if self.refresh_every > 1 and self.cache != "dual":
+            bad("--refresh-every", f"applies to --cache dual only (got --cache {self.cache})")
+        if self.refresh_every > 1 and self.fastdllm_dream:
+            bad("--refresh-every", "is not part of Fast-dLLM's Dream port (it refreshes at every block)")
         if self.threshold_floor not in THRESHOLD_FLOORS:
             bad("--threshold-floor", f"unknown floor {self.threshold_floor!r}; choose one of {', '.join(THRESHOLD_FLOORS)}")
         if self.threshold is not None and self.threshold_floor == "one" and self.steps is not None:

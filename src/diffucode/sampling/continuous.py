@@ -89,7 +89,8 @@ class BatchScheduler:
                               "decode fixed batches with generate()")
         for bad, what in ((cfg.lookahead, "--lookahead"), (getattr(cfg, "fastdllm_dream", False), "--fastdllm-dream"),
                           (cfg.return_history, "return_history"), (cfg.num_return_sequences != 1, "num_return_sequences"),
-                          (cfg.cache != "none", "--cache"), (not cfg.block_cache, "block_cache=False")):
+                          (cfg.cache != "none", "--cache"), (not cfg.block_cache, "block_cache=False"),
+                          (getattr(cfg, "sub_block_len", None) is not None, "--sub-block-len")):
             if bad:
                 raise ConfigError(f"{what}: not supported by continuous batching; decode with generate()")
         if batch_size < 1:

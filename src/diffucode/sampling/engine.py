@@ -31,6 +31,18 @@ re-masked.
   separate "commit" forward of a finished block (and the prompt's prefill) into the first step of
   the next block, which the block-causal mask makes exact; cached and uncached decoding give
   the same tokens with the same number of forward passes.
+- Larger blocks (SDAR-style, ``block_len`` a multiple of a block-causal model's block): the
+  canvas blocks are ``block_len`` long and every forward is block-causal over them (the model's
+  ``block_len`` is overridden per call, never changed); the exact cache works as above. On a model
+  trained with smaller blocks this is a different attention pattern: measure its quality.
+- Sub-blocks (``sub_block_len``, Fast-dLLM v2): a block is decoded in sub-blocks, left to right;
+  every step runs the whole block against the cache (so the exact cache stays exact and the block
+  attends to its own masks, as in training) but only the current sub-block's masks are candidates
+  (schedule, threshold and floor apply to it); the block's steps are spread over its sub-blocks
+  (``ceil(steps_per_block * sub / block)`` each). ``sub_block_len`` equal to the block is plain
+  block decoding.
+- Dual cache refresh (``refresh_every = K``): the full-canvas pass at every K-th block start only;
+  see ``_DualRunner``.
 - Shift models (Dream): the logits for position ``j`` are the output at ``j - 1``, so cached spans
   start one token early; for block-causal shift models the output at the last position of the
   committed prefix is carried over.
@@ -179,6 +191,8 @@ class _Runner:
         # Fast-dLLM's Dream port: the cached prefix is [0, bs), so a shift model's first block column
         # reads its own output (never used: that column is written by the block's full-canvas pass)
         self.fastdllm = False
+        # block-causal decoding in larger blocks than the model's: this call's block (None = the model's)
+        self.attn_block = None
 
     def _first_column(self, bs: int) -> int:
         return bs - int(self.shift and not self.fastdllm)
@@ -190,8 +204,9 @@ class _Runner:
         keep = None
         if span is not None:
             keep = torch.arange(max(span[0], 0), span[1], device=ids.device)
+        extra = {} if self.attn_block is None else {"block_len": self.attn_block}
         return self.model(ids, attention_mask=pad, position_ids=pos, past_key_values=cache,
-                          use_cache=cache is not None or self.wants_cache, align=False, logit_positions=keep)
+                          use_cache=cache is not None or self.wants_cache, align=False, logit_positions=keep, **extra)
 
     wants_cache = False
 
@@ -205,8 +220,8 @@ class _Runner:
 class _FullRunner(_Runner):
     """No cache: the whole canvas every step (the reference for every model kind)."""
 
-    def logits(self, st: _State, bs: int, be: int) -> torch.Tensor:
-        span = _raw_span(0, bs, be, self.shift)
+    def logits(self, st: _State, bs: int, be: int, ls: int | None = None, le: int | None = None) -> torch.Tensor:
+        span = _raw_span(0, bs if ls is None else ls, be if le is None else le, self.shift)
         return _window(self._forward(st.x, st.pad, st.pos, span=span).logits, span[0])
 
 
@@ -219,15 +234,16 @@ class _PrefixRunner(_Runner):
         self.cache = None
         self.c0 = self._first_column(bs)  # first column re-run by later steps
 
-    def logits(self, st, bs, be):
+    def logits(self, st, bs, be, ls=None, le=None):
+        ls, le = (bs if ls is None else ls), (be if le is None else le)
         if self.cache is None:  # block start: whole canvas, keep the prefix
-            span = _raw_span(0, bs, be, self.shift)
+            span = _raw_span(0, ls, le, self.shift)
             out = self._forward(st.x, st.pad, st.pos, span=span)
             self.cache = out.past_key_values
             _cache_keep_first(self.cache, self.c0)
             return _window(out.logits, span[0])
         c0 = self.c0
-        span = _raw_span(c0, bs, be, self.shift)
+        span = _raw_span(c0, ls, le, self.shift)
         out = self._forward(st.x[:, c0:], st.pad, st.pos[:, c0:], self.cache, span=span)
         _cache_keep_first(self.cache, c0)
         return _window(out.logits, span[0])
@@ -240,36 +256,71 @@ class _PrefixRunner(_Runner):
 class _DualRunner(_Runner):
     """Fast-dLLM dual cache (bidirectional, approximate): prefix and suffix keys/values kept,
     later steps run only the block. Keys carry their RoPE position, and attention is
-    bidirectional, so the cached suffix can simply sit before the block in the cache."""
+    bidirectional, so the cache may hold its columns in any order (``cols`` records it; the
+    padding mask follows the same order).
+
+    ``refresh_every = K``: the full-canvas pass runs at every K-th block start only. At the
+    other block starts the cache still holds the new block's columns (as masks, from the last
+    refresh) and lacks the block just completed: those columns are dropped, and the block's
+    first forward runs ``[completed block ++ new block]`` against the rest, keeping the
+    completed block's fresh keys/values. No extra forward; the cached keys of everything else
+    are as old as the last refresh."""
 
     wants_cache = True
 
-    def begin_block(self, st, bs, be):
+    def __init__(self, model, refresh_every: int = 1):
+        super().__init__(model)
+        self.refresh_every = refresh_every
         self.cache = None
-        self.c0, self.be = self._first_column(bs), be
+        self.nblock = 0  # blocks begun
+        self.c0 = self.be = None
 
-    def logits(self, st, bs, be):
+    def begin_block(self, st, bs, be):
+        prev_c0 = self.c0
+        self.c0, self.be = self._first_column(bs), be
+        self.fresh = self.cache is None or self.nblock % self.refresh_every == 0
+        self.nblock += 1
+        if self.fresh:
+            self.cache = None
+            self.run_from = self.c0
+        else:
+            # drop the new block's columns from the cache; re-run the columns not cached since the last block
+            inside = (self.cols >= self.c0) & (self.cols < be)
+            keep = (~inside).nonzero().squeeze(-1)
+            _cache_select_positions(self.cache, keep)
+            self._set_cols(st, self.cols[keep])
+            self.run_from = prev_c0  # the completed block (and a shift model's column before it)
+
+    def _set_cols(self, st, cols):
+        self.cols = cols  # [K'] canvas column of each cached position, in cache order
+        self.pad_cols = st.pad[:, cols]  # [B, K'] their padding
+
+    def logits(self, st, bs, be, ls=None, le=None):
+        ls, le = (bs if ls is None else ls), (be if le is None else le)
         c0 = self.c0
+        dev = st.x.device
         if self.cache is None:
-            span = _raw_span(0, bs, be, self.shift)
+            span = _raw_span(0, ls, le, self.shift)
             out = self._forward(st.x, st.pad, st.pos, span=span)
             W = st.x.shape[1]
-            dev = st.x.device
-            keep = torch.cat([torch.arange(0, c0, device=dev), torch.arange(be, W, device=dev)])  # [K']
+            self._set_cols(st, torch.cat([torch.arange(0, c0, device=dev), torch.arange(be, W, device=dev)]))
             self.cache = out.past_key_values
-            _cache_select_positions(self.cache, keep)
-            self.n_past = keep.numel()
-            self.pad_kv = torch.cat([st.pad[:, keep], st.pad[:, c0:be]], dim=1)  # [B, K' + q]
+            _cache_select_positions(self.cache, self.cols)
             return _window(out.logits, span[0])
-        span = _raw_span(c0, bs, be, self.shift)
-        out = self._forward(st.x[:, c0:be], self.pad_kv, st.pos[:, c0:be], self.cache, span=span)
-        _cache_keep_first(self.cache, self.n_past)
+        r0 = self.run_from
+        span = _raw_span(r0, ls, le, self.shift)
+        pad_kv = torch.cat([self.pad_cols, st.pad[:, r0:be]], dim=1)  # [B, K' + q]
+        out = self._forward(st.x[:, r0:be], pad_kv, st.pos[:, r0:be], self.cache, span=span)
+        if r0 < c0:  # the completed block's keys/values join the cache, once
+            self._set_cols(st, torch.cat([self.cols, torch.arange(r0, c0, device=dev)]))
+            self.run_from = c0
+        _cache_keep_first(self.cache, self.cols.numel())
         return _window(out.logits, span[0])
 
     def select(self, keep):
         if self.cache is not None:
             self.cache.batch_select_indices(keep)
-            self.pad_kv = self.pad_kv[keep]
+            self.pad_cols = self.pad_cols[keep]
 
 
 class _BlockCacheRunner(_Runner):
@@ -285,14 +336,17 @@ class _BlockCacheRunner(_Runner):
         self.committed = 0
         self.carry = None  # [B, V] output at column committed-1 (shift models)
 
-    def logits(self, st, bs, be):
+    def logits(self, st, bs, be, ls=None, le=None):
+        """Runs ``[committed, be)``; returns the logits of ``[ls, le)`` (default: the block; a
+        sub-block reads a part of it)."""
+        ls, le = (bs if ls is None else ls), (be if le is None else le)
         c = self.committed
-        span = _raw_span(c, bs, be, self.shift)
+        span = _raw_span(c, ls, le, self.shift)
         out = self._forward(st.x[:, c:be], st.pad[:, :be], st.pos[:, c:be], self.cache, span=span)
         self.cache = out.past_key_values
         _cache_keep_first(self.cache, bs)
-        pred = _window(out.logits, span[0], self.carry)  # [B, be - bs, V]
-        if span[0] >= 0 and self.shift:
+        pred = _window(out.logits, span[0], self.carry)  # [B, le - ls, V]
+        if span[0] >= 0 and self.shift and ls == bs and c < bs:
             self.carry = out.logits[:, 0]  # the output at column bs - 1, for the block's later steps
         self.committed = bs
         return pred
@@ -512,11 +566,18 @@ def _layout_bidirectional(model, cfg, ids, amask, suffix):
 
 def _layout_blockwise(model, cfg, ids, amask):
     """Canvas for block-causal / causal models: row ``r`` starts at a multiple of the block
-    length ``Bk`` (left padding of whole blocks), so canvas blocks are model blocks for every row."""
+    length ``Bk`` (left padding of whole blocks), so canvas blocks are model blocks for every row.
+    ``block_len`` a multiple of the model's block (block-causal only): ``Bk`` is that larger block,
+    and the attention is block-causal over it for this decode (SDAR-style larger blocks)."""
     Bk = int(model.block_len) if model.attention == "block_causal" else 1
     if cfg.block_len is not None and cfg.block_len != Bk:
-        raise ConfigError(f"--block-len: this {model.attention} model decodes in its own blocks of {Bk}; "
-                          f"leave --block-len unset or set it to {Bk}")
+        if model.attention != "block_causal":
+            raise ConfigError(f"--block-len: this {model.attention} model decodes in its own blocks of {Bk}; "
+                              f"leave --block-len unset or set it to {Bk}")
+        if cfg.block_len % Bk:
+            raise ConfigError(f"--block-len: {cfg.block_len} is not a multiple of this block-causal model's block "
+                              f"{Bk}; use {Bk} (its own) or a multiple (larger blocks, e.g. {4 * Bk})")
+        Bk = cfg.block_len
     B, P = ids.shape
     L = cfg.max_new_tokens
     dev = ids.device
@@ -641,7 +702,8 @@ def generate(
 
     if model.attention == "bidirectional":
         x, pad, gen, gen_start, blocks, spb = _layout_bidirectional(model, cfg, ids, amask, suffix)
-        runner = {"none": _FullRunner, "prefix": _PrefixRunner, "dual": _DualRunner}[cfg.cache](model)
+        runner = {"none": _FullRunner, "prefix": _PrefixRunner,
+                  "dual": lambda m: _DualRunner(m, cfg.refresh_every)}[cfg.cache](model)
         runner.fastdllm = cfg.fastdllm_dream
     elif model.attention in ("block_causal", "causal"):
         if suffix is not None:
@@ -651,9 +713,16 @@ def generate(
                               f"{model.attention} model always uses its exact KV cache (block_cache=False disables it)")
         x, pad, gen, gen_start, blocks, spb = _layout_blockwise(model, cfg, ids, amask)
         runner = _BlockCacheRunner(model) if cfg.block_cache else _FullRunner(model)
+        if cfg.block_len is not None and model.attention == "block_causal" and cfg.block_len != int(model.block_len):
+            runner.attn_block = cfg.block_len  # SDAR-style larger blocks: block-causal over block_len
     else:
         raise ValueError(f"unknown model attention {model.attention!r}")
     port = _fastdllm_mode(cfg, model, L, len(blocks), spb)
+    # the decoding block's length (bidirectional: block_len or L; block-causal: the model's or block_len)
+    blen = (cfg.block_len or L) if model.attention == "bidirectional" else (cfg.block_len or int(model.block_len or 1))
+    sub = cfg.sub_block_len
+    if sub is not None and blen % sub:
+        raise ConfigError(f"--sub-block-len: {sub} does not divide the block length {blen}")
 
     pos = (pad.cumsum(-1) - 1).clamp(min=0)  # [B, W] position 0 at each row's first real token
     if generators is not None:
@@ -696,14 +765,15 @@ def generate(
             continue
         # the window decoded together: the head block [bs, be) and up to `lookahead` blocks after it
         we = blocks[min(k_blk + ahead, len(blocks) - 1)][1]
-        nh = be - bs  # head columns
         runner.begin_block(st, bs, we)
         # Fast-dLLM's Dream port has no step schedule under a threshold (no floor, no step limit)
-        sched = None if (port == "cap" or (port and cfg.threshold is not None)) else spb
-        counts = R.llada_transfer_schedule(cand.sum(1), sched) if (sched and not dream) else None  # [B, sched]
-        ts = R.dream_timesteps(sched, cfg.eps) if (sched and dream) else None
+        sched_blk = None if (port == "cap" or (port and cfg.threshold is not None)) else spb
+        units = [(bs, we)]  # (first, end) of the candidate windows decoded in turn
+        if sub is not None and sub < blen:
+            units = [(u, min(u + sub, be)) for u in range(bs, be, sub)]
+            if sched_blk is not None:  # the block's steps spread over its sub-blocks
+                sched_blk = max(1, math.ceil(sched_blk * sub / blen))
         pred = None
-        i = 0
         cap_base = cap_left = None
         if port == "block":
             # Fast-dLLM's Dream port: a full-canvas pass writes the block's first token, whatever its score
@@ -716,63 +786,74 @@ def generate(
                 st.x[first, bs] = tok0
                 st.order[first, bs] = step
                 pred = None
-            i = 1  # the schedule continues at its second interval (Fast-dLLM counts the forced pass as step 0)
         elif port == "cap":
             cap_base = cand.sum(1) // port_steps(cfg, len(blocks))  # [B] reveals allowed per step
             cap_left = torch.zeros_like(cap_base)  # [B] refused last step, allowed on top
-        while True:
-            cand = (st.x[:, bs:we] == mask_id) & st.gen[:, bs:we]  # [B, nw]
-            head_left = cand[:, :nh].sum(1)  # [B] masks left in the head block
-            if not head_left.any():
+        for us, ue in units:
+            if st.B == 0:
                 break
-            if sched is not None and i >= sched:
-                raise RuntimeError("internal error: the step schedule ended with masked tokens left")
-            if pred is None:
-                pred = runner.logits(st, bs, we)  # [B, nw, V]
-            sizes = cand.sum(1).tolist()
-            tokens, p_chosen, score = _propose(cfg, pred[cand], sizes, st.gens or [None] * st.B, mask_id)
-            last = sched is not None and i == sched - 1
-            t = s = counts_now = None
-            if ts is not None:
-                t, s = ts[i], ts[i + 1]
-                counts_now = R.dream_transfer_counts(head_left, t, s, last)
-            elif counts is not None:
-                counts_now = counts[:, i]
-            cap = None if cap_base is None else cap_base + cap_left
-            sel = _choose(cfg, cand, tokens, p_chosen, score, sizes, st.gens or [None] * st.B, counts_now, t, s, last, cap, nh)
-            if cap is not None:
-                refused = torch.minimum(cap, cand.sum(1)) - sel.sum(1)  # [B]
-                cap_left = refused
-                if i >= port_steps(cfg, len(blocks)) - 1:  # past the nominal last step: only carry-over is left
-                    cap_base = torch.where(refused > 0, torch.zeros_like(cap_base), cap_base)
-            step += 1
-            i += 1
-            if sel.any():
-                tok_full = torch.zeros_like(cand, dtype=torch.long)
-                tok_full[cand] = tokens
-                window = st.x[:, bs:we]  # a view: writes go to the canvas
-                window[sel] = tok_full[sel]
-                st.order[:, bs:we][sel] = step
-                pred = None  # the canvas changed: the next step needs a forward pass
-            if on_step is not None and sel.any():
-                on_step(st.rows, st.x.gather(1, st.gen_start[:, None] + gen_offsets))
-            if history is not None:
-                frame = hist_base.clone()
-                frame[st.rows.cpu()] = st.x.gather(1, st.gen_start[:, None] + gen_offsets).cpu()
-                history.append(frame)
-            if exit_early and sel.any():
-                g = st.x.gather(1, st.gen_start[:, None] + gen_offsets)  # [B, L]
-                first = _first_end(g, end_ids)
-                masked_before = ((g == mask_id) & (gen_offsets[None] < first[:, None])).any(1)
-                done = ~masked_before  # an end token with nothing masked before it, or fully decoded
-                if done.any():
-                    keep = retire(~done)
-                    if counts is not None:
-                        counts = counts[keep]
-                    if cap_base is not None:
-                        cap_base, cap_left = cap_base[keep], cap_left[keep]
-                    if st.B == 0:
-                        break
+            cand = (st.x[:, us:ue] == mask_id) & st.gen[:, us:ue]  # [B, nu]
+            if not cand.any():
+                continue
+            nh = min(be, ue) - us  # head columns (the rest of the window: lookahead blocks)
+            sched = sched_blk
+            counts = R.llada_transfer_schedule(cand[:, :nh].sum(1), sched) if (sched and not dream) else None  # [B, sched]
+            ts = R.dream_timesteps(sched, cfg.eps) if (sched and dream) else None
+            # the forced pass of the Dream port counts as the schedule's step 0
+            i = 1 if port == "block" else 0
+            while True:
+                cand = (st.x[:, us:ue] == mask_id) & st.gen[:, us:ue]  # [B, nw]
+                head_left = cand[:, :nh].sum(1)  # [B] masks left in the head block
+                if not head_left.any():
+                    break
+                if sched is not None and i >= sched:
+                    raise RuntimeError("internal error: the step schedule ended with masked tokens left")
+                if pred is None:
+                    pred = runner.logits(st, bs, max(we, be) if len(units) == 1 else be, us, ue)  # [B, nw, V]
+                sizes = cand.sum(1).tolist()
+                tokens, p_chosen, score = _propose(cfg, pred[cand], sizes, st.gens or [None] * st.B, mask_id)
+                last = sched is not None and i == sched - 1
+                t = s = counts_now = None
+                if ts is not None:
+                    t, s = ts[i], ts[i + 1]
+                    counts_now = R.dream_transfer_counts(head_left, t, s, last)
+                elif counts is not None:
+                    counts_now = counts[:, i]
+                cap = None if cap_base is None else cap_base + cap_left
+                sel = _choose(cfg, cand, tokens, p_chosen, score, sizes, st.gens or [None] * st.B, counts_now, t, s, last, cap, nh)
+                if cap is not None:
+                    refused = torch.minimum(cap, cand.sum(1)) - sel.sum(1)  # [B]
+                    cap_left = refused
+                    if i >= port_steps(cfg, len(blocks)) - 1:  # past the nominal last step: only carry-over is left
+                        cap_base = torch.where(refused > 0, torch.zeros_like(cap_base), cap_base)
+                step += 1
+                i += 1
+                if sel.any():
+                    tok_full = torch.zeros_like(cand, dtype=torch.long)
+                    tok_full[cand] = tokens
+                    window = st.x[:, us:ue]  # a view: writes go to the canvas
+                    window[sel] = tok_full[sel]
+                    st.order[:, us:ue][sel] = step
+                    pred = None  # the canvas changed: the next step needs a forward pass
+                if on_step is not None and sel.any():
+                    on_step(st.rows, st.x.gather(1, st.gen_start[:, None] + gen_offsets))
+                if history is not None:
+                    frame = hist_base.clone()
+                    frame[st.rows.cpu()] = st.x.gather(1, st.gen_start[:, None] + gen_offsets).cpu()
+                    history.append(frame)
+                if exit_early and sel.any():
+                    g = st.x.gather(1, st.gen_start[:, None] + gen_offsets)  # [B, L]
+                    first = _first_end(g, end_ids)
+                    masked_before = ((g == mask_id) & (gen_offsets[None] < first[:, None])).any(1)
+                    done = ~masked_before  # an end token with nothing masked before it, or fully decoded
+                    if done.any():
+                        keep = retire(~done)
+                        if counts is not None:
+                            counts = counts[keep]
+                        if cap_base is not None:
+                            cap_base, cap_left = cap_base[keep], cap_left[keep]
+                        if st.B == 0:
+                            break
         if st.B == 0:
             break
     if st.B:

@@ -868,13 +868,13 @@ def run_jobs(jobs: Sequence[Job], config: SandboxConfig | None = None, *, worker
     judges = zygotes = None
     if any(j.split for j in jobs):
         from diffucode.execution import zygote
-        from diffucode.execution.split import JudgePool, run_split
+        from diffucode.execution.split import judge_pool, run_split
 
-        judges = JudgePool(cfg)
+        judges = judge_pool(cfg)
         # A fork server pays off once it forks more than one candidate (its start costs more
         # than one fresh sandbox): with at least two split jobs per worker.
         if zygote.usable(cfg, backend) and sum(1 for j in jobs if j.split) > n_workers:
-            zygotes = zygote.ZygotePool(cfg, backend)
+            zygotes = zygote.zygote_pool(cfg, backend)
 
     def run(job: Job) -> ExecResult:
         r = run_split(job, cfg, backend, judges, zygotes) if job.split else _run_one(job, cfg, backend)

@@ -28,12 +28,13 @@ import struct
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 
 from diffucode.execution import runner as R
 from diffucode.execution import wire
-from diffucode.execution.zygote import ForkedCandidate, ZygoteError, ZygotePool
+from diffucode.execution.candidate import CandidateBase, Frames
+from diffucode.execution.pool import IdlePool
+from diffucode.execution.zygote import ForkedCandidate, ZygoteError
 
 MAX_RESTARTS = 3  # candidate restarts per job after a timed-out or killed call
 _JUDGE_SRC = R.standalone_source("_judge_main.py")
@@ -47,29 +48,6 @@ _JUDGE_STUB = (
 
 def _frame(kind: bytes, payload: bytes) -> bytes:
     return len(payload).to_bytes(4, "big") + kind + payload
-
-
-class _Frames:
-    """Incremental parser of ``<len><kind><payload>`` frames, refusing frames over ``limit``."""
-
-    def __init__(self, limit: int):
-        self.buf = bytearray()
-        self.limit = limit
-        self.too_big = False
-
-    def feed(self, data: bytes) -> list[tuple[bytes, bytes]]:
-        self.buf += data
-        out = []
-        while len(self.buf) >= 5:
-            n = int.from_bytes(self.buf[:4], "big")
-            if n > self.limit:
-                self.too_big = True
-                return out
-            if len(self.buf) < 5 + n:
-                break
-            out.append((bytes(self.buf[4:5]), bytes(self.buf[5:5 + n])))
-            del self.buf[:5 + n]
-        return out
 
 
 # --------------------------------------------------------------------------------------------
@@ -91,7 +69,7 @@ class Judge:
         code = _JUDGE_CODE if cfg.python is None else _JUDGE_SRC
         self.proc.stdin.write(marshal.dumps(code))
         self.proc.stdin.flush()
-        self.frames = _Frames(1 << 31)
+        self.frames = Frames(1 << 31)
         self.healthy = True
 
     def send(self, kind: bytes, payload: bytes) -> bool:
@@ -121,52 +99,23 @@ class Judge:
         shutil.rmtree(self.tmpdir, ignore_errors=True)
 
 
-class JudgePool:
+def judge_pool(cfg: R.SandboxConfig) -> IdlePool[Judge]:
     """Idle judges for one :func:`~diffucode.execution.runner.run_jobs` call; all killed at its end."""
-
-    def __init__(self, cfg: R.SandboxConfig):
-        self.cfg = cfg
-        self.idle: list[Judge] = []
-        self.lock = threading.Lock()
-
-    def get(self) -> Judge:
-        with self.lock:
-            if self.idle:
-                return self.idle.pop()
-        return Judge(self.cfg)
-
-    def put(self, judge: Judge) -> None:
-        if not judge.healthy or judge.proc.poll() is not None:
-            judge.close()
-            return
-        with self.lock:
-            self.idle.append(judge)
-
-    def close(self) -> None:
-        with self.lock:
-            judges, self.idle = self.idle, []
-        for j in judges:
-            j.close()
+    return IdlePool(lambda: Judge(cfg))
 
 
 # --------------------------------------------------------------------------------------------
 # The candidate process (fresh per job, restarted after a killed call).
 
 
-class _Candidate:
+class _Candidate(CandidateBase):
+    OWN_FDS = ("req_w", "rep_r")  # (stdin, stdout and stderr belong to the Popen)
+
     def __init__(self, program: str, setup: str, quiet: bool, cfg: R.SandboxConfig, backend: R._Backend, timeout: float,
                  max_reply: int):
-        self.slot = R._acquire_slot()
-        self.backend = backend
+        self._start(backend, max_reply)
         self.tmpdir = None
         self.proc = None
-        self.dead = False
-        self.ready = False
-        self.exited_at = None
-        self.sent = 0
-        self.outbuf = bytearray()
-        self.frames = _Frames(max_reply)
-        self.registered: set[int] = set()
         fds = []
         try:
             limits, drop, self.tmpdir = R._limits_for(cfg, backend, timeout, self.slot)
@@ -185,7 +134,7 @@ class _Candidate:
                                          start_new_session=True)
         except BaseException:
             self.dead = True
-            self._cleanup_fds()
+            self._close_fds()
             raise
         finally:
             for fd in fds:
@@ -208,25 +157,9 @@ class _Candidate:
     def exited(self) -> bool:
         return R._exited(self.proc.pid)
 
-    def _cleanup_fds(self) -> None:
-        for name in ("req_w", "rep_r"):
-            fd = getattr(self, name, -1)
-            if fd >= 0:
-                try:
-                    os.close(fd)
-                except OSError:
-                    pass
-                setattr(self, name, -1)
-
     def kill(self, sel: selectors.BaseSelector | None = None) -> None:
         """Kill every process of this candidate and wait until they are gone."""
-        if sel is not None:
-            for fd in list(self.registered):
-                try:
-                    sel.unregister(fd)
-                except (KeyError, ValueError):
-                    pass
-            self.registered.clear()
+        self._unregister(sel)
         self.dead = True
         if self.proc is not None and self.proc.returncode is None:
             R._kill_group(self.proc.pid)
@@ -238,7 +171,7 @@ class _Candidate:
                     f.close()
                 except OSError:
                     pass
-        self._cleanup_fds()
+        self._close_fds()
         if self.slot is not None:
             R._reap_slot(self.slot, self.backend)
             if self.tmpdir:
@@ -258,8 +191,8 @@ def _describe_exit(rc: int | None, backend: R._Backend) -> str:
     return f"the program exited (code {rc}) before the tests ran"
 
 
-def run_split(job: R.Job, cfg: R.SandboxConfig, backend: R._Backend, judges: JudgePool,
-              zygotes: ZygotePool | None = None) -> R.ExecResult:
+def run_split(job: R.Job, cfg: R.SandboxConfig, backend: R._Backend, judges: IdlePool,
+              zygotes: IdlePool | None = None) -> R.ExecResult:
     timeout = float(job.timeout or cfg.timeout)
     kind = job.mode
     fields = job.fields
@@ -292,7 +225,7 @@ def run_split(job: R.Job, cfg: R.SandboxConfig, backend: R._Backend, judges: Jud
             try:
                 if zyg is None:
                     zyg = zygotes.get()
-                cand = ForkedCandidate(*args, zygote=zyg, frames_cls=_Frames)
+                cand = ForkedCandidate(*args, zygote=zyg)
             except (ZygoteError, OSError):
                 cand = None  # no fork server now: a fresh sandbox for this candidate
         if cand is None or cand.dead:

@@ -55,14 +55,14 @@ from __future__ import annotations
 
 import marshal
 import os
-import shutil
 import socket
 import struct
 import subprocess
-import threading
 from pathlib import Path
 
 from diffucode.execution import runner as R
+from diffucode.execution.candidate import CandidateBase
+from diffucode.execution.pool import IdlePool
 
 _ZYGOTE_SRC = Path(__file__).with_name("_zygote_main.py").read_text()
 _ZYGOTE_CODE = compile(_ZYGOTE_SRC, "<diffucode-zygote>", "exec")
@@ -208,32 +208,9 @@ class Zygote:
             pass
 
 
-class ZygotePool:
+def zygote_pool(cfg: R.SandboxConfig, backend: R._Backend) -> IdlePool[Zygote]:
     """Idle fork servers for one run_jobs call (one per worker in practice); all killed at its end."""
-
-    def __init__(self, cfg: R.SandboxConfig, backend: R._Backend):
-        self.cfg, self.backend = cfg, backend
-        self.idle: list[Zygote] = []
-        self.lock = threading.Lock()
-
-    def get(self) -> Zygote:
-        with self.lock:
-            if self.idle:
-                return self.idle.pop()
-        return Zygote(self.cfg, self.backend)
-
-    def put(self, z: Zygote) -> None:
-        if not z.healthy or z.proc.poll() is not None:
-            z.close()
-            return
-        with self.lock:
-            self.idle.append(z)
-
-    def close(self) -> None:
-        with self.lock:
-            zs, self.idle = self.idle, []
-        for z in zs:
-            z.close()
+    return IdlePool(lambda: Zygote(cfg, backend))
 
 
 def _status_to_rc(st: int | None) -> int | None:
@@ -245,23 +222,16 @@ def _status_to_rc(st: int | None) -> int | None:
         return None
 
 
-class ForkedCandidate:
+class ForkedCandidate(CandidateBase):
     """One candidate forked by a zygote; the same interface as split._Candidate."""
 
+    OWN_FDS = ("stdin_fd", "stdout_fd", "stderr_fd", "rep_r", "req_w")
+
     def __init__(self, program: str, setup: str, quiet: bool, cfg: R.SandboxConfig, backend: R._Backend,
-                 timeout: float, max_reply: int, zygote: Zygote, frames_cls):
+                 timeout: float, max_reply: int, zygote: Zygote):
         self.zygote = zygote
-        self.slot = R._acquire_slot()
-        self.backend = backend
-        self.dead = False
-        self.ready = False
-        self.exited_at = None
+        self._start(backend, max_reply)
         self.returncode: int | None = None
-        self.sent = 0
-        self.outbuf = bytearray()
-        self.frames = frames_cls(max_reply)
-        self.registered: set[int] = set()
-        self.rep_r = self.req_w = self.stdin_fd = self.stdout_fd = self.stderr_fd = -1
         child_fds: list[int] = []
         try:
             limits, drop, _ = R._limits_for(cfg, backend, timeout, self.slot)
@@ -307,26 +277,10 @@ class ForkedCandidate:
                     self.returncode = _status_to_rc(struct.unpack(">i", payload)[0])
         return self.returncode is not None
 
-    def _close_fds(self) -> None:
-        for name in ("stdin_fd", "stdout_fd", "stderr_fd", "rep_r", "req_w"):
-            fd = getattr(self, name, -1)
-            if fd >= 0:
-                try:
-                    os.close(fd)
-                except OSError:
-                    pass
-                setattr(self, name, -1)
-
     def kill(self, sel=None) -> None:
         """Kill every process of this candidate and wait until they are gone (the zygote
         confirms), then release its uid."""
-        if sel is not None:
-            for fd in list(self.registered):
-                try:
-                    sel.unregister(fd)
-                except (KeyError, ValueError):
-                    pass
-            self.registered.clear()
+        self._unregister(sel)
         if self.dead:
             return
         self.dead = True

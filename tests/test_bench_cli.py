@@ -108,7 +108,8 @@ def test_decode_smoke(tmp_path, capsys):
 
 
 def test_decode_bench_fits_the_bundled_block_causal_model(capsys):
-    """The default model refuses block length 32 and prefix/dual caches: the plan must not ask for them."""
+    """The default model refuses prefix/dual caches and block lengths that are not multiples of its
+    block: the plan must not ask for them (larger blocks are multiples, named as reinterpreted)."""
     from diffucode.benchmarks.decode_speed import _plan
     from diffucode.models import build_tiny_model
 
@@ -118,8 +119,27 @@ def test_decode_bench_fits_the_bundled_block_causal_model(capsys):
     rows = _plan(model, argparse.Namespace(threshold=0.9), trained=True, L=64)
     assert rows[0].kind == "reference" and rows[0].kw["block_cache"] is False
     for row in rows:
-        assert row.model is model and "block_len" not in row.kw and row.kw.get("cache", "none") == "none"
+        assert row.model is model and row.kw.get("cache", "none") == "none"
+        if row.kw.get("block_len") is not None:
+            assert row.kw["block_len"] % 4 == 0 and "attention reinterpreted" in row.name
     assert any(row.kw.get("lookahead") for row in rows)
+    assert any(row.kw.get("sub_block_len") for row in rows)
+
+
+@pytest.mark.slow
+def test_decode_compile_twins(tmp_path, capsys):
+    """--compile adds torch.compile twins with their compile cost apart (slow: compiles on the CPU)."""
+    out = tmp_path / "decode.json"
+    rc = bench.main(["decode", "--tiny", "--device", "cpu", "--hidden", "32", "--layers", "1", "--lengths", "16",
+                     "--batch-sizes", "1", "--reference-steps", "3", "--repeats", "1", "--compile", "--no-floor",
+                     "--output", str(out)])
+    assert rc == 0
+    rows = _report(capsys, out)["shapes"][0]["rows"]
+    twins = [r for r in rows if r["config"].endswith("[torch.compile]")]
+    assert twins and all(r["compile_cost"]["warmup_cpu_s"] > 0 for r in twins)
+    eager = {r["config"]: r for r in rows}
+    for t in twins:  # the same tokens as the eager row
+        assert t["agree"] == eager[t["config"].removesuffix(" [torch.compile]")]["agree"]
 
 
 def test_train_smoke(tmp_path, capsys):

@@ -9,14 +9,20 @@ Which configurations run depends on the model (a row never asks a model for what
 
 - block-causal models (the bundled DiffuCoder-nano, B = 4): the reference (one token per step,
   **no cache**: the whole canvas every step), the exact KV cache at one token per step, confidence
-  threshold (with its schedule floor) with 0 / 1 / 3 blocks decoded ahead (``lookahead``), and
-  ``B`` tokens per step (every block in one forward);
+  threshold (with its schedule floor) with 0 / 1 / 3 blocks decoded ahead (``lookahead``),
+  ``B`` tokens per step (every block in one forward), and SDAR-style larger blocks (B = 16 / 32,
+  attention reinterpreted) with threshold decoding, whole or in sub-blocks (``sub_block_len``:
+  their floor is one forward per sub-block);
 - bidirectional models (Dream / DiffuCoder / LLaDA layout): the reference (Dream ``entropy``, one
   token per step, no cache), threshold decoding in blocks of 32 with no cache, the prefix cache and
-  the dual cache (refreshed at every block start, or every 2nd);
+  the dual cache (refreshed at every block start, or every 2nd / 4th block: ``refresh_every``);
 - random weights (``--random``, ``--tiny``): no prediction is confident, so thresholds are replaced
   by fixed schedules (k tokens per step), and the same weights are also run as block-causal
-  models with B = 4 / 16 / 32 (the SDAR-style larger blocks): those rows measure speed only.
+  models with B = 4 / 16 / 32 (the SDAR-style larger blocks, also in sub-blocks) and as a
+  bidirectional model (dual cache, refreshed every block or every 4th): those rows measure speed only.
+
+``--compile`` adds ``torch.compile`` twins of a few rows; their compilation (the warm-up and the
+first full-length run) is reported apart from their tokens/s.
 
 Every row also gets ``autoregressive``: transformers' ``generate`` on the same backbone (causal
 attention, KV cache, greedy, exactly L tokens), and its **floor**: the same configuration with
@@ -205,6 +211,21 @@ class _Row:
         self.name, self.model, self.kw, self.kind = name, model, kw, kind
         self.blocks_of = blocks_of  # block length of its decoding structure (for the floor run)
         self.trained = trained
+        self.compiled = False  # a torch.compile twin (--compile)
+        self.compile_cost = None  # (cpu s, wall s) of its warm-up and of its first full-length run
+
+
+def _compile_pick(r: _Row) -> bool:
+    """The rows that get a torch.compile twin with --compile (a few: compiling is slow on a CPU)."""
+    return r.kind == "engine" and ("1 token/step" in r.name or "every block in one forward" in r.name
+                                   or r.name.endswith(", dual cache") or ", dual cache, 8 tokens/step" in r.name)
+
+
+def _compiled_twin(model, cache: dict):
+    """A copy of ``model`` whose backbone is ``torch.compile(dynamic=True)`` (one per source model)."""
+    if id(model) not in cache:
+        cache[id(model)] = copy.deepcopy(model).compile_backbone(dynamic=True)
+    return cache[id(model)]
 
 
 def _plan(model, args, trained: bool, L: int) -> list[_Row]:
@@ -222,6 +243,13 @@ def _plan(model, args, trained: bool, L: int) -> list[_Row]:
                                  model, dict(alg="entropy", threshold=thr, lookahead=la), blocks_of=Bk))
         rows.append(_Row(f"exact cache, {Bk} tokens/step = every block in one forward (B={Bk})", model,
                          dict(alg="entropy", steps=L // Bk), blocks_of=Bk))
+        if trained:  # SDAR-style larger blocks on the trained B = 4 model: a different attention pattern (see agree)
+            for B2, sub in ((16, None), (16, 4), (32, 8)):
+                if L % B2 == 0 and B2 > Bk and B2 % Bk == 0:
+                    rows.append(_Row(f"B={B2} blocks (attention reinterpreted), "
+                                     + (f"sub-blocks of {sub}, " if sub else "") + f"threshold {thr}, exact cache",
+                                     model, dict(alg="entropy", threshold=thr, block_len=B2, sub_block_len=sub),
+                                     blocks_of=sub or B2))
         if not trained:  # the same random weights as SDAR-style larger blocks (speed only)
             for B2, k in ((16, 8), (16, 16), (32, 16), (32, 32)):
                 if L % B2 == 0:
@@ -229,11 +257,20 @@ def _plan(model, args, trained: bool, L: int) -> list[_Row]:
                     rows.append(_Row(f"block-causal B={B2} (reinterpreted), exact cache, {k} tokens/step", m2,
                                      dict(alg="entropy", steps=L // k),
                                      blocks_of=B2))
+            for B2, sub in ((16, 4), (32, 8)):  # sub-blocks: a whole block per forward, a sub-block revealed
+                if L % B2 == 0:
+                    rows.append(_Row(f"B={B2} blocks, sub-blocks of {sub}, {sub} tokens/step, exact cache", model,
+                                     dict(alg="entropy", block_len=B2, sub_block_len=sub, steps=L // sub),
+                                     blocks_of=sub))
             bi = copy.deepcopy(model).set_attention("bidirectional")
             if L % 32 == 0:
                 for cache, k in (("dual", 4), ("dual", 8), ("prefix", 8)):
                     rows.append(_Row(f"bidirectional (reinterpreted), blocks of 32, {cache} cache, {k} tokens/step", bi,
                                      dict(alg="entropy", block_len=32, cache=cache, steps=L // k), blocks_of=32))
+                if L // 32 >= 4:
+                    rows.append(_Row("bidirectional (reinterpreted), blocks of 32, dual cache refreshed every 4 blocks, "
+                                     "8 tokens/step", bi, dict(alg="entropy", block_len=32, cache="dual", refresh_every=4,
+                                                               steps=L // 8), blocks_of=32))
     elif model.attention == "bidirectional":
         rows.append(_Row("reference: entropy, 1 token/step, no cache", model, dict(alg="entropy"), kind="reference",
                          blocks_of=L))
@@ -242,12 +279,21 @@ def _plan(model, args, trained: bool, L: int) -> list[_Row]:
             for cache in ("none", "prefix", "dual"):
                 rows.append(_Row(f"threshold {thr}, blocks of {bl}, {cache} cache", model,
                                  dict(alg="entropy", threshold=thr, block_len=bl, cache=cache), blocks_of=bl))
+            for k in (2, 4):
+                if L // bl >= k:
+                    rows.append(_Row(f"threshold {thr}, blocks of {bl}, dual cache refreshed every {k} blocks", model,
+                                     dict(alg="entropy", threshold=thr, block_len=bl, cache="dual", refresh_every=k),
+                                     blocks_of=bl))
             rows.append(_Row(f"threshold {thr}, blocks of {bl}, prefix cache, lookahead 1", model,
                              dict(alg="entropy", threshold=thr, block_len=bl, cache="prefix", lookahead=1), blocks_of=bl))
         else:
             for cache, k in (("none", 8), ("prefix", 8), ("dual", 4), ("dual", 8)):
                 rows.append(_Row(f"blocks of {bl}, {cache} cache, {k} tokens/step", model,
                                  dict(alg="entropy", block_len=bl, cache=cache, steps=L // k), blocks_of=bl))
+            if L // bl >= 4:
+                rows.append(_Row(f"blocks of {bl}, dual cache refreshed every 4 blocks, 8 tokens/step", model,
+                                 dict(alg="entropy", block_len=bl, cache="dual", refresh_every=4, steps=L // 8),
+                                 blocks_of=bl))
     else:  # causal: the engine is AR decoding
         rows.append(_Row("engine, causal model (blocks of 1), KV cache", model, dict(alg="entropy"), kind="reference",
                          blocks_of=1))
@@ -257,7 +303,7 @@ def _plan(model, args, trained: bool, L: int) -> list[_Row]:
 def _floor_kw(row: _Row, L: int) -> dict:
     """Every block of the row's structure in one forward: no threshold, steps = number of blocks."""
     kw = {k: v for k, v in row.kw.items() if k not in ("threshold", "lookahead", "steps")}
-    kw["steps"] = max(1, L // row.blocks_of)
+    kw["steps"] = max(1, L // row.blocks_of)  # with sub-blocks (blocks_of = the sub-block): one forward each
     return kw
 
 
@@ -273,6 +319,12 @@ def _fmt_table(report) -> str:
             lines.append(f"| {r['config']} | {r['tokens_per_cpu_s']:.0f} | {r['nfe_per_prompt']:g} | "
                          f"{r['tokens_per_nfe']:.2f} | {r['vs_reference']:.2f}x | {r['vs_autoregressive']:.2f}x | "
                          f"{r['vs_floor']:.2f}x | {agree} |")
+        for r in shape["rows"]:
+            if r.get("compile_cost"):
+                c = r["compile_cost"]
+                lines.append(f"compile cost of '{r['config']}': warm-up {c['warmup_cpu_s']} CPU-s "
+                             f"({c['warmup_wall_s']} s wall), first full run {c['first_full_run_cpu_s']} CPU-s "
+                             f"({c['first_full_run_wall_s']} s wall)")
     return "\n".join(lines)
 
 
@@ -298,6 +350,10 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
                    help="time only the first N forwards of the uncached reference and scale to its forward count "
                         "(0: run it all)")
     p.add_argument("--no-floor", action="store_true", help="skip the floor runs")
+    p.add_argument("--compile", action="store_true",
+                   help="also run torch.compile(backbone, dynamic=True) twins of a few rows (one token/step, one "
+                        "forward per block, dual cache) in the same interleaved run; their compile time (the warm-up "
+                        "and the first full-length run) is reported separately, not in their tokens/s")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     p.add_argument("--repeats", type=int, default=1, help="interleaved repeats; the fastest is kept")
     p.add_argument("--markdown", action="store_true", help="also print the tables (markdown) on stderr")
@@ -331,6 +387,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
 
     from diffucode.sampling.remasking import dream_schedule
 
+    compiled = {}  # id(source model) -> its torch.compile twin (--compile)
     loaded = []
     for dt in dtypes:
         model, tok, info = _load(args, getattr(torch, dt))
@@ -355,14 +412,28 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
                 for r in _plan(model, args, trained, L):
                     r.dtype = dt
                     rows.append(r)
+            if args.compile:
+                twins = []
+                for r in rows:
+                    if _compile_pick(r):
+                        t = _Row(r.name + " [torch.compile]", _compiled_twin(r.model, compiled), r.kw, kind=r.kind,
+                                 blocks_of=r.blocks_of, trained=r.trained)
+                        t.dtype, t.compiled = r.dtype, True
+                        twins.append(t)
+                rows.extend(twins)
             # warm-up: a short run of every path (first-call allocations, kernel choice)
             for r in rows:
                 Lw = r.blocks_of if r.blocks_of and r.blocks_of <= L else 8
                 kw = {k: v for k, v in r.kw.items() if k != "steps"}
                 if "block_len" in kw:
                     kw["block_len"] = min(kw["block_len"], Lw)
-                _run_engine(r.model, batches, dict(kw, max_new_tokens=max(Lw, 4) if "block_len" not in kw else Lw),
-                            args.device)
+                _, _, wc, ww = _run_engine(r.model, batches,
+                                           dict(kw, max_new_tokens=max(Lw, 4) if "block_len" not in kw else Lw),
+                                           args.device)
+                if r.compiled:  # compiling happens here and at the first run of each new shape: one full run now
+                    _, _, fc, fw = _run_engine(r.model, batches, dict(r.kw, max_new_tokens=L), args.device)
+                    r.compile_cost = {"warmup_cpu_s": round(wc, 2), "warmup_wall_s": round(ww, 2),
+                                      "first_full_run_cpu_s": round(fc, 2), "first_full_run_wall_s": round(fw, 2)}
             for dt, model, tk, _ in loaded:
                 _run_ar(model, tk, batches, 2, args.device)
 
@@ -382,7 +453,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
                     prev = res[id(r)]
                     if prev is None or got[-2] < prev[-2]:
                         res[id(r)] = got
-                    if not args.no_floor and r.kind != "reference":
+                    if not args.no_floor and r.kind != "reference" and not r.compiled:
                         fkw = dict(_floor_kw(r, L), max_new_tokens=L)
                         _, fnfe, fcpu, fwall = _run_engine(r.model, batches, fkw, args.device)
                         if floors[id(r)] is None or fcpu < floors[id(r)][1]:
@@ -439,6 +510,8 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
                            "agree": _agree(outs, ref_outs) if (outs is not None and ref_outs is not None) else None}
                     if note:
                         row["note"] = note
+                    if r.compiled:
+                        row["compile_cost"] = r.compile_cost  # not in its tokens/s (fastest repeat after these)
                     fl = floors.get(id(r))
                     if r is ref and not args.no_floor:
                         # the reference's floor: its uncached structure with one forward per block

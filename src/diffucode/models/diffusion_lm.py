@@ -110,6 +110,16 @@ class DiffusionLM(nn.Module):
         self._sync_config()
         return self
 
+    def compile_backbone(self, dynamic: bool = True):
+        """Opt-in ``torch.compile`` of the backbone (``--compile``). ``dynamic=True``: decoding calls
+        the backbone with many shapes (the block, the growing cache), each would recompile otherwise.
+        The first calls are slow (compilation); see the README for what it pays on a CPU."""
+        import torch
+
+        if not isinstance(self.backbone, torch._dynamo.eval_frame.OptimizedModule):
+            self.backbone = torch.compile(self.backbone, dynamic=dynamic)
+        return self
+
     # -- forward ------------------------------------------------------------------------
     def forward(
         self,

@@ -89,6 +89,7 @@ class EvalConfig:
     tiny: bool = field(default=False, metadata={"help": "use an UNTRAINED tiny model (smoke tests only)"})
     device: str | None = field(default=None, metadata={"help": "cpu / cuda (default: cuda if available)"})
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = field(default="auto", metadata={"help": "weights dtype"})
+    compile: bool = field(default=False, metadata={"help": "torch.compile the backbone (opt-in; see the README)"})
     attention: Literal["bidirectional", "block_causal", "causal"] | None = field(
         default=None, metadata={"help": "override the attention the checkpoint implies (default: detected)"})
     logits_shift: bool | None = field(default=None, metadata={"help": "override the logits shift (default: detected)"})
@@ -195,6 +196,8 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--tiny", action="store_true", default=S, help="UNTRAINED tiny model (smoke tests)")
     m.add_argument("--device", default=S, help="cpu / cuda (default: cuda if available)")
     m.add_argument("--dtype", choices=["auto", "float32", "bfloat16", "float16"], default=S, help="weights dtype")
+    m.add_argument("--compile", action="store_true", default=S,
+                   help="torch.compile the backbone (dynamic shapes; the first batches pay the compilation)")
     m.add_argument("--chat", action="store_true", default=S, help="instruct model: chat template + code-block answer")
     add_model_override_flags(m, suppress=True)
     m.add_argument("--response-prefix", default=S, help="chat: text opening the assistant turn (default: EvalPlus's, "
@@ -289,6 +292,8 @@ def _load_model(cfg: EvalConfig):
                           "default_model_path() is None); pass --model PATH, or --tiny for a smoke test")
     dtype = None if cfg.dtype == "auto" else cfg.dtype
     model, tok = load_model(path, dtype=dtype, device=device, **model_overrides(cfg))
+    if cfg.compile:
+        model.compile_backbone()
     return model.eval(), tok, str(cfg.model or path)
 
 

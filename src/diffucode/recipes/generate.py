@@ -54,6 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
     mdl.add_argument("--tiny", action="store_true", help="use an UNTRAINED tiny model (random output; for smoke tests)")
     mdl.add_argument("--device", default=None, help="cpu / cuda / cuda:1 (default: cuda if available)")
     mdl.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"], help="weights dtype")
+    mdl.add_argument("--compile", action="store_true",
+                     help="torch.compile the backbone (dynamic shapes); the first decode pays the compilation "
+                          "(minutes on a CPU): see the README's decoding benchmark for what it gains")
     add_model_override_flags(mdl)
 
     dec = p.add_argument_group("decoding (GenerationConfig fields)")
@@ -203,6 +206,8 @@ def _load(args, path):
         return model.to(device), tok, "tiny-untrained"
     dtype = None if args.dtype == "auto" else args.dtype
     model, tok = load_model(path, dtype=dtype, device=device, **model_overrides(args))
+    if args.compile:
+        model.compile_backbone()
     return model, tok, str(args.model if args.model is not None else path)
 
 

@@ -78,6 +78,10 @@ def test_sdar_release_exports_to_its_own_layout(tmp_path):
     out = export_model(model, tok, tmp_path / "exported", "sdar")
     cfg = json.loads((out / "config.json").read_text())
     assert (cfg["model_type"], cfg["block_size"], cfg["mask_token_id"], cfg["head_dim"]) == ("sdar", 4, 151669, 16)
+    # every config field SDAR's modeling_sdar.py reads without a default, as the release writes them
+    release = json.loads((src / "config.json").read_text())
+    for key in ("fuse_cross_entropy", "use_sliding_window", "sliding_window", "rope_scaling", "attention_bias"):
+        assert cfg[key] == release[key], key
     assert _names(out) == _names(src)  # Qwen3 names incl. q_norm / k_norm
     loaded, tok2 = load_model(out, verbose=False)
     assert loaded.checkpoint_format == "sdar"

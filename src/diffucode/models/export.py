@@ -143,6 +143,10 @@ def _sdar_config(model) -> dict:
         "rope_theta": _rope_theta(c), "rope_scaling": _rope_scaling(c), "tie_word_embeddings": bool(c.tie_word_embeddings),
         "attention_bias": bool(c.attention_bias), "attention_dropout": float(getattr(c, "attention_dropout", 0.0)),
         "initializer_range": c.initializer_range, "use_sliding_window": False, "sliding_window": None,
+        "max_window_layers": c.num_hidden_layers,
+        # read unconditionally by SDAR's SDARForCausalLM.forward (AttributeError without it); true as
+        # in the releases (its fused loss is used only in training)
+        "fuse_cross_entropy": True,
         "block_size": int(model.block_len), "mask_token_id": model.mask_token_id,
         "bos_token_id": getattr(c, "bos_token_id", None), "eos_token_id": model.eos_token_id,
         "pad_token_id": model.pad_token_id, "use_cache": False, "torch_dtype": _dtype_name(model),

@@ -88,6 +88,10 @@ def build_parser() -> argparse.ArgumentParser:
     dec.add_argument("--threshold-floor", default="schedule", choices=["schedule", "one"],
                      help="with --threshold, the least a step reveals: the --steps schedule's count, or one token "
                           "(Fast-dLLM's exact rule; --steps refused)")
+    dec.add_argument("--block-schedule", default="masked", choices=["masked", "block"],
+                     help="LLaDA-style algorithms: split each block's masked count over its steps (masked: LLaDA, "
+                          "Fast-dLLM, Stable-DiffCoder) or the block length (block: SDAR; differs only in a partly "
+                          "filled block)")
     dec.add_argument("--cache", default="none", choices=["none", "prefix", "dual"], help="KV cache for bidirectional models (approximate)")
     dec.add_argument("--refresh-every", type=int, default=1, metavar="K",
                      help="--cache dual: full-canvas refresh only at every K-th block; in between, the block just "
@@ -330,6 +334,7 @@ def main(argv: list[str]) -> int:
             temperature=args.temperature, top_p=args.top_p, top_k=args.top_k, block_len=args.block_len,
             threshold=args.threshold, threshold_floor=args.threshold_floor, lookahead=args.lookahead,
             cache=args.cache, eps=args.eps, sub_block_len=args.sub_block_len, refresh_every=args.refresh_every,
+            block_schedule=args.block_schedule,
             fastdllm_dream=args.fastdllm_dream,
         )
         if args.preset:

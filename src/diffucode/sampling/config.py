@@ -17,6 +17,7 @@ from diffucode.config import ConfigError
 from diffucode.sampling.algorithms import ALGORITHMS, DREAM_ALGS
 
 CACHE_MODES = ("none", "prefix", "dual")
+BLOCK_SCHEDULES = ("masked", "block")
 THRESHOLD_FLOORS = ("schedule", "one")
 
 Algorithm = Literal["origin", "maskgit_plus", "topk_margin", "entropy", "low_confidence", "random"]
@@ -88,6 +89,14 @@ class GenerationConfig:
         default=True,
         metadata={"help": "block-causal models: decode with the exact KV cache (true) or recompute the whole canvas "
                           "every step (false: the slow reference, same tokens)"},
+    )
+    block_schedule: Literal["masked", "block"] = field(
+        default="masked",
+        metadata={"help": "LLaDA-style algorithms, per-step reveal counts inside a block: masked = the block's masked "
+                          "count split evenly over its steps (LLaDA, Fast-dLLM, Stable-DiffCoder) | block = the block "
+                          "LENGTH split evenly, each step revealing at most that many of the masks left (SDAR's "
+                          "get_num_transfer_tokens(block_length, steps)); they differ only in a partly filled block "
+                          "(the one holding the prompt's end, or the last one)"},
     )
     fastdllm_dream: bool = field(
         default=False,
@@ -174,6 +183,8 @@ class GenerationConfig:
             bad("--refresh-every", f"applies to --cache dual only (got --cache {self.cache})")
         if self.refresh_every > 1 and self.fastdllm_dream:
             bad("--refresh-every", "is not part of Fast-dLLM's Dream port (it refreshes at every block)")
+        if self.block_schedule not in BLOCK_SCHEDULES:
+            bad("--block-schedule", f"unknown schedule {self.block_schedule!r}; choose one of {', '.join(BLOCK_SCHEDULES)}")
         if self.threshold_floor not in THRESHOLD_FLOORS:
             bad("--threshold-floor", f"unknown floor {self.threshold_floor!r}; choose one of {', '.join(THRESHOLD_FLOORS)}")
         if self.threshold is not None and self.threshold_floor == "one" and self.steps is not None:

@@ -797,7 +797,16 @@ def generate(
                 continue
             nh = min(be, ue) - us  # head columns (the rest of the window: lookahead blocks)
             sched = sched_blk
-            counts = R.llada_transfer_schedule(cand[:, :nh].sum(1), sched) if (sched and not dream) else None  # [B, sched]
+            counts = None
+            if sched and not dream:
+                # masked: split the unit's masked count; block (SDAR): split the unit's full length (a whole
+                # model block even where the canvas cuts it), a step revealing at most that many of the masks
+                # left (select_top never picks a non-candidate)
+                n_split = cand[:, :nh].sum(1)
+                if cfg.block_schedule == "block":
+                    full = sub if len(units) > 1 else (int(model.block_len) if model.attention == "block_causal" else nh)
+                    n_split = torch.full_like(n_split, full)
+                counts = R.llada_transfer_schedule(n_split, sched)  # [B, sched]
             ts = R.dream_timesteps(sched, cfg.eps) if (sched and dream) else None
             # the forced pass of the Dream port counts as the schedule's step 0
             i = 1 if port == "block" else 0

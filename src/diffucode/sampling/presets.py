@@ -62,8 +62,9 @@ PRESETS: dict[str, dict] = {
     "sdar": {
         "model": "SDAR (block 4, from the checkpoint)",
         "source": "JetAstra/SDAR README: greedy, block_length=4, denoising_steps=4 (one token per step, "
-                  "lowest-confidence-first); length is ours",
-        "fields": dict(max_new_tokens=512, steps="L", alg="low_confidence", temperature=0.0),
+                  "lowest-confidence-first; its evaluation code: top_k=1, remasking='low_confidence', threshold=1.0 "
+                  "= static); per-step counts split the block length (get_num_transfer_tokens); length is ours",
+        "fields": dict(max_new_tokens=512, steps="L", alg="low_confidence", temperature=0.0, block_schedule="block"),
     },
     "stable-diffcoder": {
         "model": "Stable-DiffCoder-8B (block 4)",

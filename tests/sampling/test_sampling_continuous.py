@@ -69,9 +69,10 @@ def test_rows_leave_early_and_new_rows_join(eos_after, block_model):
         sched.submit(p)
     got, max_rows, widths = {}, 0, []
     while sched.busy:
-        for t, res in sched.step():
+        finished = sched.step()
+        for t, res in finished:
             got[t] = res.tokens.tolist()
-        max_rows = max(max_rows, sched.rows)
+        max_rows = max(max_rows, sched.rows + len(finished))  # rows decoded together in this step
         widths.append(sched.x.shape[1])
     assert max_rows == 2 and [got[i] for i in range(len(PROMPTS))] == want
     assert max(widths) < sum(len(p) for p in _ids(tok)) + 32  # leading padding is dropped, not accumulated
@@ -145,3 +146,28 @@ def test_own_lengths_with_early_exit_at_the_end_token(eos_after, block_model):
         alone = generate(model, torch.tensor([p]), config=dataclasses.replace(cfg, max_new_tokens=L))
         assert got[i] == alone.completions[0].tolist(), i
     assert sum(base.eos_token_id in row for row in got.values()) >= 3
+
+
+def test_a_long_prompt_joins_at_the_current_block(block_model):
+    """A prompt longer than the running canvas gets room on the left (padding for the running rows)
+    and starts decoding in the next step instead of waiting for the batch to reach its length."""
+    model, tok = block_model
+    cfg = GenerationConfig(max_new_tokens=40, stop_at_eos=False)
+    sched = BatchScheduler(model, cfg, batch_size=4)
+    short = tok("y").input_ids
+    long_ids = tok(PROMPTS[4] + "\n" + PROMPTS[6] + PROMPTS[2]).input_ids
+    assert len(long_ids) > len(short) + 3 * 4 + 8  # longer than the canvas after the two steps below
+    sched.submit(short)
+    for _ in range(2):
+        sched.step()
+    t = sched.submit(long_ids, max_new_tokens=4)
+    steps = 0
+    got = {}
+    while t not in got:
+        got.update({k: r.tokens.tolist() for k, r in sched.step()})
+        steps += 1
+    assert steps <= 2  # 4 tokens: one block, or two when they straddle a block boundary
+    got.update({k: r.tokens.tolist() for k, r in sched.run()})
+    assert got[0] == generate(model, torch.tensor([short]), config=cfg).completions[0].tolist()
+    assert got[t] == generate(model, torch.tensor([long_ids]),
+                              config=dataclasses.replace(cfg, max_new_tokens=4)).completions[0].tolist()

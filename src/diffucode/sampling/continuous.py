@@ -16,8 +16,8 @@ How. Every row sits on one shared canvas whose columns are grouped in the model'
 :func:`~diffucode.sampling.generate` (same ``_propose`` / ``_choose``, schedule, threshold and
 floor, exact KV cache: a step runs the clean blocks not yet cached plus the block). A new prompt
 joins at a block start: it is placed so that its completion starts in the block about to be
-decoded (or later, for a prompt longer than the canvas so far), the columns to its left are
-padding, and its prompt's keys/values up to the cached length are computed by one prefill
+decoded (a prompt longer than the canvas so far first gets room: whole blocks of padding are put
+before every running row, in the canvas and in the cache), the columns to its left are padding, and its prompt's keys/values up to the cached length are computed by one prefill
 forward and appended to the batch cache. Leading columns that are padding for every row are
 dropped (whole blocks), so the canvas does not grow without bound.
 
@@ -77,6 +77,16 @@ def _row_generator(base: int, r: int, device) -> torch.Generator:
     g = torch.Generator(device=device)
     g.manual_seed((int(base) * 1_000_003 + r * 7_919 + 12_345) % (2**63 - 1))
     return g
+
+
+def _pad_cache_left(cache, d: int) -> None:
+    """``d`` columns of zero keys/values before every row's cache (for padding columns, masked out)."""
+    if d <= 0:
+        return
+    for layer in cache.layers:
+        for name in ("keys", "values"):
+            t = getattr(layer, name)
+            setattr(layer, name, torch.cat([t.new_zeros(*t.shape[:2], d, t.shape[3]), t], dim=2))
 
 
 class BatchScheduler:
@@ -188,6 +198,22 @@ class BatchScheduler:
         self.x, self.pad, self.gen = grow(self.x, self.fill), grow(self.pad, 0), grow(self.gen, False)
         self.pos, self.order = grow(self.pos, 0), grow(self.order, 0)
 
+    def _extend_left(self, d: int) -> None:
+        """Put ``d`` (whole blocks) columns of padding before every running row, in the canvas and
+        in the cache (zero keys/values: padding is masked out, so the rows decode as before)."""
+        B, dev = self.x.shape[0], self.device
+
+        def pre(t, value):
+            return torch.cat([torch.full((B, d), value, dtype=t.dtype, device=dev), t], dim=1)
+
+        self.x, self.pad, self.gen = pre(self.x, self.fill), pre(self.pad, 0), pre(self.gen, False)
+        self.pos, self.order = pre(self.pos, 0), pre(self.order, 0)
+        if self.cache is not None:
+            _pad_cache_left(self.cache, d)
+            self.committed += d
+        self.gstart = self.gstart + d
+        self.bs += d
+
     def _admit(self) -> None:
         new = []
         while self.queue and len(self.tickets) + len(new) < self.batch_size:
@@ -199,6 +225,8 @@ class BatchScheduler:
         Ls = [L for _, _, _, L in new]
         if not self.tickets:  # an empty batch: right-align the prompts (as generate does)
             self.bs = Bk * (max(lens) // Bk)
+        elif max(lens) > self.bs:  # room on the left, so a long prompt's completion starts in this block too
+            self._extend_left(Bk * math.ceil((max(lens) - self.bs) / Bk))
         bs = self.bs
         offs = [Bk * math.ceil(max(bs - n, 0) / Bk) for n in lens]  # whole blocks of left padding
         W = max([self.x.shape[1]] + [o + n + L for o, n, L in zip(offs, lens, Ls)])
@@ -218,10 +246,14 @@ class BatchScheduler:
         carry = None
         new_cache = None
         if c > 0:  # the prompt part left of the cached length: one prefill forward for the new rows
+            # from the first block holding a new row's token: the padding blocks left of it only
+            # get zero keys/values (masked out), so a short prompt joining a wide canvas costs little
+            lo = Bk * (min(min(offs), c - 1) // Bk)
             self.nfe += 1
-            out = self.model(x[:, :c], attention_mask=pad[:, :c], position_ids=pos[:, :c], use_cache=True,
-                             align=False, logit_positions=torch.tensor([c - 1], device=dev))
+            out = self.model(x[:, lo:c], attention_mask=pad[:, lo:c], position_ids=pos[:, lo:c], use_cache=True,
+                             align=False, logit_positions=torch.tensor([c - 1 - lo], device=dev))
             new_cache = out.past_key_values
+            _pad_cache_left(new_cache, lo)
             carry = out.logits[:, 0]
         if self.cache is not None and new_cache is not None:
             for old_l, new_l in zip(self.cache.layers, new_cache.layers):

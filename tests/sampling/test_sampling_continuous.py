@@ -85,6 +85,8 @@ def test_refuses_what_it_does_not_support(dream_model, block_model):
         BatchScheduler(dream_model[0], GenerationConfig())
     with pytest.raises(ConfigError, match="--lookahead"):
         BatchScheduler(block_model[0], GenerationConfig(threshold=0.9, lookahead=1))
+    with pytest.raises(ConfigError, match="--block-schedule"):
+        BatchScheduler(block_model[0], GenerationConfig(alg="low_confidence", block_schedule="block"))
     sched = BatchScheduler(block_model[0], GenerationConfig(max_new_tokens=4))
     with pytest.raises(ValueError, match="mask token"):
         sched.submit([block_model[0].mask_token_id])

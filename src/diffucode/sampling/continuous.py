@@ -37,7 +37,8 @@ per-row generator that row ``i`` of one big ``generate`` call would (seed and in
 
 Not here (use ``generate``): bidirectional models (their blocks are slices of one completion
 span, and a full-canvas pass per block start is needed anyway), ``lookahead``, Fast-dLLM's Dream
-port, ``return_history``, ``num_return_sequences`` (submit the prompt n times).
+port, ``return_history``, ``num_return_sequences`` (submit the prompt n times), sub-blocks,
+SDAR's ``block_schedule="block"``.
 """
 
 from __future__ import annotations
@@ -100,7 +101,8 @@ class BatchScheduler:
         for bad, what in ((cfg.lookahead, "--lookahead"), (getattr(cfg, "fastdllm_dream", False), "--fastdllm-dream"),
                           (cfg.return_history, "return_history"), (cfg.num_return_sequences != 1, "num_return_sequences"),
                           (cfg.cache != "none", "--cache"), (not cfg.block_cache, "block_cache=False"),
-                          (getattr(cfg, "sub_block_len", None) is not None, "--sub-block-len")):
+                          (getattr(cfg, "sub_block_len", None) is not None, "--sub-block-len"),
+                          (getattr(cfg, "block_schedule", "masked") != "masked", "--block-schedule block")):
             if bad:
                 raise ConfigError(f"{what}: not supported by continuous batching; decode with generate()")
         if batch_size < 1:

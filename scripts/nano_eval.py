@@ -2,6 +2,7 @@
 
     python scripts/nano_eval.py run --model runs/nano/mdm/final --name mdm [--chat] [--half-steps] [--arness]
     python scripts/nano_eval.py table --out results/nano
+    python scripts/nano_eval.py compare results/nano/sft_mdm results/nano/grpo_coupled   # paired, same tasks
 
 ``run`` calls the public commands (``diffucode eval`` / ``diffucode analyze arness``), so every
 figure can be reproduced by hand from the command it prints. The shared protocol:
@@ -15,6 +16,11 @@ figure can be reproduced by hand from the command it prints. The shared protocol
   no-cache reference is ~10x slower on this CPU); block-diffusion models use their exact KV cache;
   the AR model decodes left to right with its KV cache;
 * AR-ness: 16 completion prompts, one sample each, temperatures 0.2 and 1.2, no cache, k = 1..4.
+
+Error bars: ``table`` gives each pass@k a 95% percentile-bootstrap interval over tasks (1000
+resamples, seed 0; ``diffucode.evaluation.passk``), recomputed from the per-task counts in
+``results.json``; ``compare`` bootstraps the difference of two runs on the same tasks (paired)
+and says whether it is larger than the noise.
 """
 
 from __future__ import annotations
@@ -62,10 +68,26 @@ def run(args) -> None:
               "--batch-size", "16", "--output", str(out / "arness")], out / "log.txt")
 
 
+def _results(path: Path) -> dict:
+    """results.json of a run: ``path`` is the results file, its directory, or a row directory
+    (then its ``eval/``)."""
+    for p in (path, path / "results.json", path / "eval" / "results.json"):
+        if p.is_file():
+            return json.loads(p.read_text())
+    return {}
+
+
 def _pass(path: Path) -> dict:
-    if not (path / "results.json").is_file():
+    """pass@k and its bootstrap interval (``pass@k_ci``), recomputed from the per-task counts so
+    runs written before intervals were stored get them too."""
+    from diffucode.evaluation.passk import pass_at_k_ci
+
+    res = _results(path)
+    if not res:
         return {}
-    return json.loads((path / "results.json").read_text())["pass@k"]
+    tasks = list(res.get("tasks", {}).values())
+    ci = pass_at_k_ci([t["n"] for t in tasks], [t["correct"] for t in tasks], [1, 10]) if tasks else {}
+    return {**res["pass@k"], **{f"{k}_ci": v for k, v in ci.items()}}
 
 
 def _executions(path: Path) -> dict:
@@ -97,6 +119,7 @@ def table(args) -> None:
     for d in sorted(p for p in root.iterdir() if p.is_dir()):
         full, half = _pass(d / "eval"), _pass(d / "eval_half")
         row = {"model": d.name, "pass@1": full.get("pass@1"), "pass@10": full.get("pass@10"),
+               "pass@1_ci": full.get("pass@1_ci"), "pass@10_ci": full.get("pass@10_ci"),
                "half_steps_pass@1": half.get("pass@1"), "half_steps_pass@10": half.get("pass@10"),
                **_executions(d / "eval"), **{f"half_steps_{k}": v for k, v in _executions(d / "eval_half").items()}}
         ar = d / "arness" / "arness.json"
@@ -115,11 +138,15 @@ def _markdown(rows: list[dict]) -> str:
     """The README's tables: pass rates, then AR-ness (models that have it)."""
     pct = lambda v: "–" if v is None else f"{100 * v:.1f}%"  # noqa: E731
     num = lambda v: "–" if v is None else f"{v:.3f}"  # noqa: E731
-    lines = ["| model | pass@1 | pass@10 | parsed | reached asserts | pass@1, held-out constants | "
+    def with_ci(r, key):
+        ci = r.get(f"{key}_ci")
+        return pct(r[key]) + ("" if ci is None or r[key] is None else f" [{100 * ci[0]:.1f}-{100 * ci[1]:.1f}]")
+
+    lines = ["| model | pass@1 [95% CI] | pass@10 [95% CI] | parsed | reached asserts | pass@1, held-out constants | "
              "pass@1, held-out families | half the steps: pass@1 | pass@10 |",
              "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        lines.append(f"| {r['model']} | {pct(r['pass@1'])} | {pct(r['pass@10'])} | {r.get('parsed', '–')} | "
+        lines.append(f"| {r['model']} | {with_ci(r, 'pass@1')} | {with_ci(r, 'pass@10')} | {r.get('parsed', '–')} | "
                      f"{r.get('ran', '–')} | {pct(r.get('pass@1_unseen_constants'))} | "
                      f"{pct(r.get('pass@1_unseen_family'))} | {pct(r['half_steps_pass@1'])} | "
                      f"{pct(r['half_steps_pass@10'])} |")
@@ -129,6 +156,21 @@ def _markdown(rows: list[dict]) -> str:
             lines.append(f"| {r['model']} | {num(r['local@1_T0.2'])} | {num(r.get('local@1_T1.2'))} | "
                          f"{num(r['global@1_T0.2'])} | {num(r.get('global@1_T1.2'))} |")
     return "\n".join(lines)
+
+
+def compare(args) -> None:
+    """Paired bootstrap of pass@k(A) - pass@k(B) over the tasks both runs scored."""
+    from diffucode.evaluation.passk import paired_difference
+
+    runs = []
+    for p in (args.a, args.b):
+        res = _results(Path(p))
+        if not res.get("tasks"):
+            raise SystemExit(f"{p}: no results.json with per-task results (looked for {p}, {p}/results.json, "
+                             f"{p}/eval/results.json)")
+        runs.append({tid: (t["n"], t["correct"]) for tid, t in res["tasks"].items()})
+    out = paired_difference(runs[0], runs[1], k=args.k)
+    print(json.dumps(out, indent=1) if args.json else f"{args.a} vs {args.b}: {out['verdict']}")
 
 
 def main(argv=None) -> int:
@@ -146,8 +188,13 @@ def main(argv=None) -> int:
     t = sub.add_parser("table")
     t.add_argument("--out", default="results/nano")
     t.add_argument("--markdown", action="store_true", help="print the README tables instead of JSON")
+    c = sub.add_parser("compare", help="paired bootstrap of the pass@k difference of two runs on the same tasks")
+    c.add_argument("a", help="run A: a row directory, an eval output directory or its results.json")
+    c.add_argument("b", help="run B, the same")
+    c.add_argument("--k", type=int, default=1)
+    c.add_argument("--json", action="store_true", help="print the whole comparison as JSON")
     args = ap.parse_args(argv)
-    run(args) if args.cmd == "run" else table(args)
+    {"run": run, "table": table, "compare": compare}[args.cmd](args)
     return 0
 
 

@@ -44,8 +44,14 @@ def test_execution_only_scores_an_evalplus_style_file(tmp_path, capsys):
     assert res["statuses"] == {"passed": 3, "failed": 1}
     for key in ("timings", "sandbox", "config", "model", "created"):
         assert key in res
+    # bootstrap over the 4 tasks (1, 1, 1, 0): the resampled mean is Binomial(4, 3/4) / 4, whose
+    # 2.5% / 97.5% quantiles are 0.25 (P(<= 0.25) = 0.051) and 1.0 (P(< 1) = 0.68)
+    assert res["pass@k_ci"] == {"pass@1": [0.25, 1.0]}
+    assert res["ci"] == {"method": "percentile bootstrap over tasks", "confidence": 0.95, "n_resamples": 1000,
+                         "seed": 0}
     printed = capsys.readouterr().out
     assert "pass@1" in printed and "75.00%" in printed
+    assert "pass@1 75.0% [95% CI 25.0-100.0]   (bootstrap over 4 tasks)" in printed
 
 
 def test_completion_only_samples_and_multiple_samples_per_task(tmp_path):

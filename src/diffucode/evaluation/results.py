@@ -40,7 +40,7 @@ import secrets
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from diffucode.evaluation.passk import mean_pass_at_k, reportable_ks
+from diffucode.evaluation.passk import CI_CONFIDENCE, CI_RESAMPLES, CI_SEED, mean_pass_at_k, pass_at_k_ci, reportable_ks
 from diffucode.evaluation.tasks import Task
 
 GEN_ERROR = "gen_error"  # samples.jsonl key: why the sample could not be generated
@@ -242,6 +242,10 @@ def summarize(tasks: Sequence[Task], outcomes: Sequence[dict], ks: Iterable[int]
         status_counts[o["status"]] = status_counts.get(o["status"], 0) + 1
     out = {
         "pass@k": mean_pass_at_k(n, c, ks),
+        # percentile bootstrap over tasks (passk.py): how far the score moves on another draw of tasks
+        "pass@k_ci": pass_at_k_ci(n, c, ks),
+        "ci": {"method": "percentile bootstrap over tasks", "confidence": CI_CONFIDENCE,
+               "n_resamples": CI_RESAMPLES, "seed": CI_SEED},
         "n_tasks": len(scored),
         "n_samples_per_task": sorted(set(n)) if n else [],
         "k_requested": sorted(set(ks)),
@@ -252,6 +256,7 @@ def summarize(tasks: Sequence[Task], outcomes: Sequence[dict], ks: Iterable[int]
     if plus:
         base_c = [sum(1 for o in by_task[t.task_id] if o.get("base_passed")) for t in scored]
         out["pass@k_base"] = mean_pass_at_k(n, base_c, ks)
+        out["pass@k_base_ci"] = pass_at_k_ci(n, base_c, ks)
         out["pass@k_plus"] = out["pass@k"]
     if unscored:
         out["unscored_tasks"] = unscored
@@ -288,6 +293,12 @@ def format_summary(results: dict) -> str:
     if not ks:
         lines.append("(no pass@k: fewer samples per task than every requested k)")
     lines.append("-" * (width + 11 * max(1, len(ks))))
+    ci = results.get("pass@k_ci") or {}
+    if ci and ks:
+        conf = 100 * (results.get("ci") or {}).get("confidence", CI_CONFIDENCE)
+        lines.append("  ".join(f"{k} {100 * results['pass@k'][k]:.1f}% [{conf:.0f}% CI {100 * ci[k][0]:.1f}-"
+                               f"{100 * ci[k][1]:.1f}]" for k in ks if k in ci and k in results.get("pass@k", {}))
+                     + f"   (bootstrap over {results.get('n_tasks', 0)} tasks)")
     ns = results.get("n_samples_per_task") or []
     lines.append(f"tasks: {results.get('n_tasks', 0)}   samples per task: {','.join(map(str, ns)) or '-'}"
                  f"   k requested: {','.join(map(str, results.get('k_requested', [])))}")

@@ -63,7 +63,7 @@ def test_coupled_grpo_loss_value():
                 continue
             rho = math.exp(lp[i, k] - lo[i, k])
             a = adv[i].item()
-            d = lr[i, k] - lp[i, k]
+            d = (lr[i, k] - lp[i, k]).item()  # a float: pytest.approx (9.2) refuses a 0-d tensor
             total += -min(rho * a, min(max(rho, 0.8), 1.2) * a) + 0.3 * (math.exp(d) - d - 1)
     assert got == pytest.approx(total / loss_mask.sum().item(), rel=1e-4, abs=1e-6)
 

@@ -6,7 +6,15 @@ Layouts (what each release ships; ids as released):
   modeling file, Qwen2 weight names, and a tokenizer of ``vocab.json`` + ``merges.txt`` +
   ``tokenizer_config.json`` naming ``DreamTokenizer`` through ``auto_map`` (no ``tokenizer.json``);
   added tokens from 151643 (``<|endoftext|>``) to 151666 (``<|mask|>``); DiffuCoder-Instruct adds
-  ``<|dlm_pad|>`` as its pad token (placed at 151667 here: the next free id).
+  ``<|dlm_pad|>`` as its pad token. Sources of the ids (the released ``tokenizer_config.json`` of
+  apple/DiffuCoder-7B-* is not in the stored public material we could search; see the README):
+  151643..151664 = Qwen2.5's specials, as in JetAstra/SDAR c2041a8
+  ``training/model/SDAR-4B-Chat/tokenizer_config.json`` (same Qwen tokenizer family);
+  ``<|mask|>`` = 151666 and pad = 151643 = the defaults of Dream's ``configuration_dream.py``
+  (copy in NVlabs/Fast-dLLM 24cc59e ``dream/model/configuration_dream.py``);
+  ``<|beginoftext|>`` = 151665 and ``<|dlm_pad|>`` = 151667 = a third-party DiffuCoder JAX port's
+  tokenizer guide ("Special Tokens" table; stored-index file 28410751214, repository not named).
+  The loader never assumes these ids: it reads ``added_tokens_decoder`` and checks every id.
 - SDAR: ``model_type: "sdar"`` (Qwen3: per-head ``q_norm`` / ``k_norm``, explicit ``head_dim``),
   ``block_size: 4``, ``mask_token_id: 151669``, ``attn_implementation: "flex_attention"``, a
   ``Qwen2Tokenizer`` with an ``auto_map`` (fields copied from JetAstra/SDAR's SDAR-4B-Chat).
@@ -38,7 +46,7 @@ QWEN_SPECIALS = [
     "<|image_pad|>", "<|video_pad|>", "<tool_call>", "</tool_call>", "<|fim_prefix|>", "<|fim_middle|>",
     "<|fim_suffix|>", "<|fim_pad|>", "<|repo_name|>", "<|file_sep|>",
 ]  # 151643 .. 151664, as in Qwen2.5
-DREAM_SPECIALS = QWEN_SPECIALS + ["<|beginoftext|>", "<|mask|>"]  # 151665, 151666
+DREAM_SPECIALS = QWEN_SPECIALS + ["<|beginoftext|>", "<|mask|>"]  # 151665, 151666 (sources: module docstring)
 CORPUS = ["def add(a, b):\n    return a + b\n", "for i in range(10):\n    print(i)\n", "x = [y * 2 for y in z]\n"] * 4
 CHAT = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
         "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
@@ -105,6 +113,7 @@ def write_dream_release(d: Path, instruct: bool, weights: bool = True) -> Qwen2F
         ref = Qwen2ForCausalLM(Qwen2Config(**dims)).eval()  # the independent computation: stock Qwen2, rope_theta 1e6
         _sharpen(ref)
         _save_weights(ref, d)  # Dream's weight names are Qwen2's (model.layers.N.self_attn.q_proj, lm_head)
+    # <|dlm_pad|> right after <|mask|>: 151667 (sources in the module docstring)
     names = DREAM_SPECIALS + (["<|dlm_pad|>"] if instruct else [])
     pad = "<|dlm_pad|>" if instruct else "<|endoftext|>"
     pad_id = 151643 + names.index(pad)

@@ -43,6 +43,8 @@ def test_dream_release_exports_to_its_own_layout(tmp_path):
                 "vocab_size", "hidden_size", "num_key_value_heads", "tie_word_embeddings"):
         assert cfg[key] == ref_cfg[key], key
     assert _names(out) == _names(src)  # Qwen2 names, as the release
+    gen = json.loads((out / "generation_config.json").read_text())  # DreamModel.from_pretrained needs the file
+    assert (gen["mask_token_id"], gen["eos_token_id"], gen["pad_token_id"]) == (151666, 151643, ref_cfg["pad_token_id"])
     tcfg, ref_tcfg = (json.loads((d / "tokenizer_config.json").read_text()) for d in (out, src))
     assert tcfg["added_tokens_decoder"] == ref_tcfg["added_tokens_decoder"]
     assert (tcfg["tokenizer_class"], tcfg["auto_map"], tcfg["mask_token"], tcfg["pad_token"]) == (
@@ -78,6 +80,7 @@ def test_sdar_release_exports_to_its_own_layout(tmp_path):
     out = export_model(model, tok, tmp_path / "exported", "sdar")
     cfg = json.loads((out / "config.json").read_text())
     assert (cfg["model_type"], cfg["block_size"], cfg["mask_token_id"], cfg["head_dim"]) == ("sdar", 4, 151669, 16)
+    assert json.loads((out / "generation_config.json").read_text())["eos_token_id"] == 151643  # SDAR's generate.py reads it
     # every config field SDAR's modeling_sdar.py reads without a default, as the release writes them
     release = json.loads((src / "config.json").read_text())
     for key in ("fuse_cross_entropy", "use_sliding_window", "sliding_window", "rope_scaling", "attention_bias"):

@@ -126,6 +126,10 @@ def write_dream_release(d: Path, instruct: bool, weights: bool = True) -> Qwen2F
         "use_cache": False, "use_sliding_window": False, **dims,
     }
     (d / "config.json").write_text(json.dumps(config, indent=2))
+    # Dream's DreamModel.from_pretrained requires a generation_config.json, so the releases ship one
+    # (its exact fields are not in the material we have: token ids here)
+    gen = {"bos_token_id": 151643, "eos_token_id": 151643, "pad_token_id": pad_id, "mask_token_id": 151666}
+    (d / "generation_config.json").write_text(json.dumps(gen, indent=2))
     write_qwen_bpe_files(d)
     tcfg = {
         "add_bos_token": False, "add_prefix_space": False, "added_tokens_decoder": _added(names, 151643),

@@ -153,6 +153,13 @@ def _sdar_config(model) -> dict:
     }
 
 
+def _generation_config(config: dict, fmt: str) -> dict:
+    gen = {k: config.get(k) for k in ("bos_token_id", "eos_token_id", "pad_token_id") if config.get(k) is not None}
+    if fmt == "dream":
+        gen["mask_token_id"] = config["mask_token_id"]  # a field of Dream's DreamGenerationConfig
+    return gen
+
+
 def llada_weight_name(key: str) -> str:
     """A transformers Llama weight name as LLaDA's OLMo-style checkpoints spell it."""
     if key.startswith("model.embed_tokens."):
@@ -265,6 +272,9 @@ def export_model(model, tokenizer, out_dir: str | Path, fmt: str, force: bool = 
             tokenizer.save_pretrained(str(tmp))
             write_transformers4_fields(tmp)  # tokenizer_class / special tokens that transformers 4.x reads
         (tmp / "config.json").write_text(json.dumps(config, indent=2) + "\n")  # after: nothing rewrites it
+        # the releases ship one: Dream's DreamModel.from_pretrained reads it (OSError without it) and SDAR's
+        # generate.py takes its stop ids from it. Token ids only, so upstream's own sampling defaults stay.
+        (tmp / "generation_config.json").write_text(json.dumps(_generation_config(config, fmt), indent=2) + "\n")
         if out_dir.exists():
             out_dir.rmdir()  # empty (checked above)
         out_dir.parent.mkdir(parents=True, exist_ok=True)

@@ -15,6 +15,8 @@ modules (``modeling_dream.DreamModel``, ``modeling_llada.LLaDAModelLM``,
 run the upstream code on an export, copy those files from the release into the directory
 (diffucode itself never runs them). Weights are ``model*.safetensors`` (sharded at 5 GB), written
 to a temporary sibling directory and renamed, so a failure leaves nothing at ``out``.
+Every format also gets a ``generation_config.json`` holding the token ids (Dream's
+``DreamModel.from_pretrained`` requires the file; SDAR's ``generate.py`` reads its stop ids from it).
 """
 
 from __future__ import annotations

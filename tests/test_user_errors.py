@@ -141,3 +141,20 @@ def test_python_dash_m_diffucode():
 
     proc = subprocess.run([sys.executable, "-m", "diffucode", "--version"], capture_output=True, text=True)
     assert proc.returncode == 0 and proc.stdout.startswith("diffucode "), proc.stderr
+
+
+@pytest.mark.parametrize(
+    "argv, needle",
+    [
+        (["train", "--config", "train/ar_tiny", "max_steps=1"], "bad.jsonl:2: malformed JSON line"),
+        (["rl", "--config", "rl/coupled_grpo_tiny", "max_steps=1"], "bad.jsonl:1: missing or empty 'question'"),
+    ],
+    ids=["train", "rl"],
+)
+def test_bad_data_file_is_one_line(tmp_path, capsys, argv, needle):
+    """A broken data file is a user mistake: one line naming file:line, exit 2, no traceback."""
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"text": "a"}\nnot json\n')
+    key = "data.train=[" + str(bad) + "]" if argv[0] == "train" else f"data.prompts={bad}"
+    rc = main(argv + [key, f"output_dir={tmp_path / 'run'}"])
+    _one_line_error(capsys, rc, "data error", needle)

@@ -924,20 +924,12 @@ def main(argv: list[str]) -> int:
     if isinstance(parsed, int):
         return parsed
     cfg, args = parsed
-    from diffucode.errors import UserError, check_output_dir
-    from diffucode.fileio import OutOfSpaceError, RunDirLockedError
-    from diffucode.rl.data import DataError
-    from diffucode.shipped_configs import check_init_from
-    from diffucode.training.checkpoint import CheckpointError
+    from diffucode.recipes.run_errors import run_config_recipe
 
-    try:
-        check_output_dir(cfg.output_dir, "output_dir")
-        check_init_from(cfg.model.init_from)
-        result = train_rl(cfg, config_path=args.config)
-    except (UserError, DataError) as e:
-        print(f"diffucode rl: {e}", file=sys.stderr)
-        return 2
-    except (CheckpointError, OutOfSpaceError, RunDirLockedError) as e:  # faults of the run directory: one line
-        print(f"diffucode rl: error: {e}", file=sys.stderr)
-        return 1
-    return {"finished": 0, "stopped": 0, "diverged": 3}[result.status]
+    return run_config_recipe("rl", lambda: train_rl(cfg, config_path=args.config), cfg, data_errors=_data_errors)
+
+
+def _data_errors() -> tuple[type, ...]:
+    from diffucode.rl.data import DataError
+
+    return (DataError,)

@@ -394,27 +394,12 @@ def main(argv: list[str]) -> int:
     if isinstance(parsed, int):
         return parsed
     cfg, args = parsed
-    from diffucode.errors import UserError, check_output_dir
-    from diffucode.fileio import OutOfSpaceError, RunDirLockedError
-    from diffucode.shipped_configs import check_init_from
-    from diffucode.training.checkpoint import CheckpointError
+    from diffucode.recipes.run_errors import run_config_recipe
 
-    try:
-        # the mistakes that need no model: refused before torch is imported
-        check_output_dir(cfg.output_dir, "output_dir")
-        check_init_from(cfg.model.init_from)
-        result = train(cfg, config_path=args.config)
-    except UserError as e:  # ConfigError, CheckpointError (init_from is not a model), ...
-        print(f"diffucode train: {e}", file=sys.stderr)
-        return 2
-    except (CheckpointError, OutOfSpaceError, RunDirLockedError) as e:  # faults of the run directory: one line
-        print(f"diffucode train: error: {e}", file=sys.stderr)
-        return 1
-    except Exception as e:  # data errors etc.: one clear line, not a traceback, unless asked
-        from diffucode.data.text_datasets import DataError
+    return run_config_recipe("train", lambda: train(cfg, config_path=args.config), cfg, data_errors=_data_errors)
 
-        if isinstance(e, DataError):
-            print(f"diffucode train: data error: {e}", file=sys.stderr)
-            return 2
-        raise
-    return {"finished": 0, "stopped": 0, "diverged": 3}[result.status]
+
+def _data_errors() -> tuple[type, ...]:
+    from diffucode.data.text_datasets import DataError
+
+    return (DataError,)

@@ -2,6 +2,8 @@
 
 import math
 
+import pytest
+
 import torch
 
 from diffucode.diffusion.losses import ar_loss, block_diffusion_loss, mdm_loss, weighted_nll
@@ -107,3 +109,34 @@ def test_weighted_nll_matches_cross_entropy():
     w = torch.rand(2, 5) * (torch.rand(2, 5) > 0.3)
     ref = (torch.nn.functional.cross_entropy(logits.reshape(-1, 7), targets.reshape(-1), reduction="none") * w.reshape(-1)).sum()
     assert torch.allclose(weighted_nll(logits, targets, w), ref, atol=1e-5)
+
+
+def test_certainty_loss_counts_only_masked_positions_predicted_right():
+    from diffucode.diffusion.losses import certainty_loss
+
+    logits = torch.tensor([[[2.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 3.0], [1.0, 0.5, 0.0]]])  # [1, 4, 3]
+    x0 = torch.tensor([[0, 2, 2, 0]])  # right at 0, wrong at 1, right at 2 and 3
+    masked = torch.tensor([[True, True, True, False]])  # position 3 is not supervised
+
+    def entropy(row, temp=1.0):
+        p = torch.softmax(row / temp, -1)
+        return float(-(p * p.log()).sum())
+
+    expected = entropy(logits[0, 0]) + entropy(logits[0, 2])
+    assert certainty_loss(logits, x0, masked).item() == pytest.approx(expected, rel=1e-6)
+    expected_t = entropy(logits[0, 0], 0.5) + entropy(logits[0, 2], 0.5)
+    assert certainty_loss(logits, x0, masked, temperature=0.5).item() == pytest.approx(expected_t, rel=1e-6)
+    none_right = certainty_loss(logits, torch.tensor([[1, 0, 0, 1]]), masked)
+    assert none_right.item() == 0.0
+
+
+def test_certainty_loss_gradient_sharpens_right_answers_and_leaves_wrong_ones():
+    from diffucode.diffusion.losses import certainty_loss
+
+    logits = torch.tensor([[[1.0, 0.5, 0.0], [0.0, 1.0, 0.2]]], requires_grad=True)
+    x0 = torch.tensor([[0, 2]])  # position 0 right, position 1 wrong
+    certainty_loss(logits, x0, torch.tensor([[True, True]])).backward()
+    g = logits.grad[0]
+    assert torch.equal(g[1], torch.zeros(3))  # a wrong prediction gets no push towards certainty
+    stepped = logits.detach()[0, 0] - 0.5 * g[0]  # one descent step
+    assert torch.softmax(stepped, -1)[0] > torch.softmax(logits.detach()[0, 0], -1)[0]  # the right token gains

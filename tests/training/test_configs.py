@@ -53,6 +53,10 @@ def test_accelerate_config_is_valid(path):
     (["stop_after=99", "max_steps=5"], "stop_after"),
     (["diffusion.truncate_fraction=2"], "truncate_fraction"),
     (["recipe=block", "model.shift=false", "diffusion.anneal_steps=5"], "anneal_steps applies to recipe mdm"),
+    (["diffusion.certainty_weight=-1"], "certainty_weight must be a finite number >= 0"),
+    (["diffusion.certainty_weight=nan"], "certainty_weight must be a finite number >= 0"),
+    (["diffusion.certainty_temperature=0"], "certainty_temperature must be a finite number > 0"),
+    (["recipe=ar", "diffusion.anneal_steps=0", "diffusion.certainty_weight=1"], "certainty_weight applies to the diffusion losses"),
 ])
 def test_bad_combinations_name_the_flags(override, pattern):
     with pytest.raises(ConfigError, match=pattern):

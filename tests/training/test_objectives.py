@@ -105,3 +105,30 @@ def test_ar_objective_counts_targets():
     prep = obj.prepare(b, step=0)
     assert prep.count.item() == 7 + 5  # row 0: tokens 1..7; row 1: tokens 1..5
     assert prep.model_inputs["attention_mode"] == "causal" and prep.model_inputs["align"] is False
+
+
+@pytest.mark.parametrize("kind", ["mdm", "block"])
+def test_certainty_weight_adds_exactly_the_weighted_certainty_term(kind):
+    from diffucode.diffusion.losses import certainty_loss
+    from diffucode.models import build_tiny_model
+
+    if kind == "mdm":
+        model, _ = build_tiny_model(attention="bidirectional", shift=True, seed=1)
+        make = lambda cfg: MDMObjective(cfg, seed=0, mask_token_id=model.mask_token_id, shift=True)
+    else:
+        model, _ = build_tiny_model(attention="block_causal", shift=False, block_len=4, seed=1)
+        make = lambda cfg: BlockObjective(cfg, seed=0, mask_token_id=model.mask_token_id, shift=False, block_len=4)
+    b = batch(3, 16)
+    # make some masked predictions right, so the term is not trivially zero: targets = the model's own argmax
+    base_obj = make(DiffusionConfig())
+    prep = base_obj.prepare(b, step=None)
+    with torch.no_grad():
+        kw = {} if kind == "mdm" else {"logit_positions": torch.arange(16)}
+        logits = model(**prep.model_inputs, **kw).logits
+    prep.x0 = torch.where(prep.masked & (torch.arange(16) % 2 == 0), logits.argmax(-1), prep.x0)
+    with torch.no_grad():
+        base = base_obj.loss_sum(model, prep)
+        term = certainty_loss(logits, prep.x0, prep.masked, 0.7)
+        total = make(DiffusionConfig(certainty_weight=2.5, certainty_temperature=0.7)).loss_sum(model, prep)
+    assert term.item() > 0
+    assert total.item() == pytest.approx(base.item() + 2.5 * term.item(), rel=1e-5)

@@ -82,6 +82,27 @@ def block_diffusion_loss(
     return mdm_loss(logits[:, :L], x0, masked, rate, normalizer=normalizer, weighted=weighted)
 
 
+def certainty_loss(
+    logits: torch.Tensor,  # [B, L, V] aligned
+    x0: torch.Tensor,  # [B, L] target ids
+    masked: torch.Tensor,  # [B, L] bool: supervised positions
+    temperature: float = 1.0,
+) -> torch.Tensor:
+    """dParallel's certainty-forcing term (Chen et al., 2025, arXiv 2509.26488), as a *sum*:
+    ``sum_{masked i, argmax_i = x0_i} H(softmax(logits_i / temperature))``.
+
+    Only positions the model already predicts correctly are pushed towards certainty, so the
+    term sharpens right answers without rewarding confident wrong ones; the cross-entropy it is
+    added to keeps the model on its targets. Low entropy at many masked positions at once is
+    what lets a confidence threshold reveal several tokens per forward.
+    """
+    keep = masked & (logits.argmax(-1) == x0)  # [B, L]
+    if not bool(keep.any()):
+        return logits.sum() * 0.0  # keeps the graph connected
+    logp = F.log_softmax(logits[keep].float() / temperature, dim=-1)  # [M, V]
+    return -(logp.exp() * logp).sum()
+
+
 def ar_loss(
     raw_logits: torch.Tensor,  # [B, L, V] next-token logits (model(..., align=False))
     input_ids: torch.Tensor,  # [B, L]

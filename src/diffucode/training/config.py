@@ -10,6 +10,7 @@ Sections: ``model`` (what to train and with which attention), ``data``, ``optim`
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Literal, Optional
 
@@ -137,6 +138,16 @@ class DiffusionConfig:
                           "and the forced mask never override the cap"},
     )
     mask_warmup_init: float = field(default=1e-3, metadata={"help": "u_init of the mask-rate warm-up"})
+    certainty_weight: float = field(
+        default=0.0,
+        metadata={"help": "mdm / block / their SFT: add this times dParallel's certainty-forcing term (entropy of the "
+                          "prediction at masked positions the model already gets right) to the loss; train on the "
+                          "model's own decodes (scripts/build_distill_data.py) for certainty-forcing distillation. "
+                          "0 = off"},
+    )
+    certainty_temperature: float = field(
+        default=1.0, metadata={"help": "softmax temperature of the certainty-forcing entropy"}
+    )
     sft_objective: Literal["auto", "mdm", "block", "ar"] = field(
         default="auto", metadata={"help": "sft: loss to fine-tune with; auto = block for block_causal models, else mdm"}
     )
@@ -151,6 +162,10 @@ class DiffusionConfig:
             raise ValueError("diffusion.anneal_steps and diffusion.mask_warmup_steps must be >= 0")
         if not 0.0 < self.mask_warmup_init <= 1.0:
             raise ValueError("diffusion.mask_warmup_init must be in (0, 1]")
+        if not (self.certainty_weight >= 0.0 and math.isfinite(self.certainty_weight)):
+            raise ValueError(f"diffusion.certainty_weight must be a finite number >= 0, got {self.certainty_weight}")
+        if not (self.certainty_temperature > 0.0 and math.isfinite(self.certainty_temperature)):
+            raise ValueError(f"diffusion.certainty_temperature must be a finite number > 0, got {self.certainty_temperature}")
 
 
 @dataclass
@@ -276,6 +291,9 @@ class TrainConfig:
             raise ValueError("recipe 'mdm' is whole-sequence diffusion: use recipe 'block' for block_causal models")
         if self.diffusion.anneal_steps and self.recipe not in ("mdm", "sft"):
             raise ValueError("diffusion.anneal_steps applies to recipe mdm (annealing causal -> bidirectional)")
+        if self.diffusion.certainty_weight and (self.recipe == "ar" or self.diffusion.sft_objective == "ar"):
+            raise ValueError("diffusion.certainty_weight applies to the diffusion losses (mdm, block and their SFT), "
+                             "not to the ar objective")
 
     def resolved_attention(self, checkpoint_attention: str) -> str:
         if self.model.attention is not None:

@@ -23,6 +23,8 @@ Objectives (docs/ALGORITHMS.md section 3):
   MDM loss's scale; ``schedules.forced_inclusion_probability``); during the warm-up the truncated
   schedule's mask is thinned by the cap (``schedules.warmup_keep``), so the warm-up starts easy.
 * SFT uses ``mdm`` / ``block`` / ``ar`` with ``loss_region`` = the response.
+* ``diffusion.certainty_weight`` > 0 adds dParallel's certainty-forcing term to ``mdm`` / ``block``
+  (``losses.certainty_loss``); on the model's own decodes that is certainty-forcing distillation.
 
 Eval: ``prepare(batch, step=None)`` gives the final objective (no warm-up, no annealing, no
 truncation/prefix tricks), so evaluation losses are comparable across the run.
@@ -37,7 +39,7 @@ import torch
 
 from diffucode.diffusion import schedules as S
 from diffucode.diffusion.block import annealed_attention_mask, block_diffusion_inputs
-from diffucode.diffusion.losses import ar_loss, block_diffusion_loss, mdm_loss
+from diffucode.diffusion.losses import ar_loss, block_diffusion_loss, certainty_loss, mdm_loss
 from diffucode.diffusion.masking import (
     block_ids,
     clean_prefix,
@@ -77,7 +79,15 @@ class Objective:
 
     def loss_sum(self, model, prep: Prepared) -> torch.Tensor:
         logits = model(**prep.model_inputs).logits  # [b, L, V] aligned
-        return mdm_loss(logits, prep.x0, prep.masked, prep.rate, normalizer=1.0, weighted=prep.weighted)
+        loss = mdm_loss(logits, prep.x0, prep.masked, prep.rate, normalizer=1.0, weighted=prep.weighted)
+        return loss + self._certainty(logits, prep)
+
+    def _certainty(self, logits: torch.Tensor, prep: Prepared) -> torch.Tensor | float:
+        """``certainty_weight`` x dParallel's certainty-forcing sum (0 when off); it shares the loss's
+        denominator, so the two terms keep their ratio however the batch is split."""
+        if not self.cfg.certainty_weight:
+            return 0.0
+        return self.cfg.certainty_weight * certainty_loss(logits, prep.x0, prep.masked, self.cfg.certainty_temperature)
 
     # shared pieces -----------------------------------------------------------------------
     def _uniform(self, batch, n: int, stream: int) -> torch.Tensor:
@@ -216,7 +226,8 @@ class BlockObjective(Objective):
         L = prep.x0.shape[1]
         # logits of the noisy half only: the clean half is context, never a target
         logits = model(**prep.model_inputs, logit_positions=torch.arange(L, device=prep.x0.device)).logits  # [b, L, V]
-        return block_diffusion_loss(logits, prep.x0, prep.masked, prep.rate, normalizer=1.0, weighted=prep.weighted)
+        loss = block_diffusion_loss(logits, prep.x0, prep.masked, prep.rate, normalizer=1.0, weighted=prep.weighted)
+        return loss + self._certainty(logits, prep)
 
 
 OBJECTIVES = {"ar": ARObjective, "mdm": MDMObjective, "block": BlockObjective}

@@ -37,7 +37,7 @@ class ModelConfig:
     init_from: Optional[str] = field(
         default=None,
         metadata={"help": "checkpoint directory to start from (any format load_model reads; e.g. the previous "
-                          "stage's output_dir/final). Unset: a fresh tiny model built from model.tiny"},
+                          "stage's output_dir/final), or a bundled model's name (nano, nano-mdm). Unset: a fresh tiny model built from model.tiny"},
     )
     tiny: TinyModelConfig = field(default_factory=TinyModelConfig, metadata={"help": "tiny model (when init_from is unset)"})
     attention: Optional[Literal["bidirectional", "block_causal", "causal"]] = field(

@@ -27,7 +27,11 @@ def test_sweep_bookkeeping_with_scripted_engine(scripted, toy_task):
     assert len(pts) == 4 and res["pass_at_1_note"] is None
     ltr = pts[("entropy", 0.0)]
     assert ltr["num_samples"] == 4 and ltr["pass@1"] == 1.0 and ltr["nfe"] == 2 * L
-    assert ltr["local"]["2"] == {"mean": 1.0, "var": 0.0, "std": 0.0}
+    stats = ltr["local"]["2"]
+    assert (stats["mean"], stats["var"], stats["std"]) == (1.0, 0.0, 0.0)
+    # every sample agrees: the interval has zero width, one seed has no spread
+    assert stats["ci"] == [1.0, 1.0] and stats["per_prompt"] == [1.0, 1.0]
+    assert stats["per_seed"] == [1.0] and stats["seed_std"] is None
     assert ltr["global"]["1"]["mean"] == 1.0 and ltr["multi_reveal_steps"] == 0
     rtl = pts[("entropy", 1.0)]
     assert rtl["pass@1"] == 0.0 and rtl["local"]["1"]["mean"] == 0.0

@@ -11,6 +11,12 @@ per step (``steps = max_new_tokens``, the setup of DiffuCoder section 4.1) throu
 (:func:`~diffucode.analysis.arness.reveal_steps_to_positions`) and reports, for each ``k``,
 the mean, variance and std over samples of local and global AR-ness@k.
 
+Error bars (:mod:`~diffucode.analysis.intervals`): every setting can be decoded under several
+decoding seeds (``seeds``); each point then keeps the per-prompt values (averaged over samples
+and seeds), a percentile bootstrap interval over prompts, and the mean of each seed with their
+spread. With two or more temperatures, each one is compared with the first listed by a paired
+bootstrap over prompts of the difference (``differences`` in the result).
+
 Departures and choices:
 
 * AR-ness is measured over all ``max_new_tokens`` positions, including those that end up as
@@ -36,6 +42,7 @@ from typing import Any, Callable, Literal, Sequence
 import numpy as np
 
 from diffucode.analysis.arness import arness_curve, count_multi_reveal_steps, reveal_steps_to_positions
+from diffucode.analysis.intervals import paired_difference, per_prompt_means, prompt_interval, seed_spread
 from diffucode.analysis.prompts import encode_prompts, left_pad, pad_id_of
 
 __all__ = ["SweepConfig", "arness_sweep", "decode_orders", "HUMANEVAL_STOP", "cut_at_stop", "sandbox_checker"]
@@ -65,6 +72,14 @@ class SweepConfig:
     num_samples: int = field(default=1, metadata={"help": "completions per prompt and setting"})
     batch_size: int = field(default=8, metadata={"help": "prompts per generate() call"})
     seed: int = field(default=0, metadata={"help": "base seed (each batch and setting derives its own)"})
+    seeds: list[int] | None = field(
+        default=None,
+        metadata={"help": "decoding seeds: every setting is decoded once per seed, for the mean and spread "
+                          "across seeds (None = [seed]; replaces seed)"},
+    )
+    ci_resamples: int = field(default=1000, metadata={"help": "bootstrap resamples of the prompts for the intervals"})
+    ci_confidence: float = field(default=0.95, metadata={"help": "confidence level of the bootstrap intervals"})
+    ci_seed: int = field(default=0, metadata={"help": "seed of the bootstrap resampling (not of the decoding)"})
     ties: Literal["error", "left_to_right", "random"] = field(
         default="random", metadata={"help": "order of tokens revealed in the same step (see reveal_steps_to_positions)"}
     )
@@ -99,6 +114,31 @@ class SweepConfig:
             raise ValueError("--num-samples and --batch-size must be >= 1")
         if self.ties not in ("error", "left_to_right", "random"):
             raise ValueError(f"--ties must be error, left_to_right or random, got {self.ties!r}")
+        if self.seed < 0:
+            raise ValueError(f"--seed must be >= 0, got {self.seed}")
+        if self.seeds is not None:
+            if not self.seeds or any(int(s) != s or s < 0 for s in self.seeds):
+                raise ValueError(f"--seeds must be a non-empty list of integers >= 0, got {self.seeds}")
+            if len(set(self.seeds)) != len(self.seeds):
+                raise ValueError(f"--seeds lists a seed twice: {self.seeds}")
+            if self.seed != 0:
+                raise ValueError(f"give --seed or --seeds, not both (seed={self.seed}, seeds={self.seeds})")
+        if len(set(self.temperatures)) != len(self.temperatures):
+            raise ValueError(f"--temperatures lists a temperature twice: {self.temperatures}")
+        if self.ci_resamples < 1:
+            raise ValueError(f"--ci-resamples must be >= 1, got {self.ci_resamples}")
+        if not 0 < self.ci_confidence < 1:
+            raise ValueError(f"ci_confidence must be in (0, 1), got {self.ci_confidence}")
+
+    @property
+    def decode_seeds(self) -> list[int]:
+        return list(self.seeds) if self.seeds is not None else [self.seed]
+
+
+def batch_seed(seed: int, batch_index: int) -> int:
+    """The engine seed of one batch under decoding seed ``seed``. Spaced so that no two
+    (seed, batch) pairs share a draw; seed 0 gives 0, 1, 2, ... as before ``seeds`` existed."""
+    return seed * 100_003 + batch_index
 
 
 def cut_at_stop(text: str, stops: Sequence[str] = HUMANEVAL_STOP) -> str:
@@ -138,12 +178,16 @@ def arness_sweep(
     progress: bool = False,
     keep_completions: bool = False,
 ) -> dict:
-    """Run the sweep; returns ``{"config", "points": [...], "pass_at_1_note"}``, JSON-ready.
+    """Run the sweep; returns ``{"config", "points": [...], "differences": [...], "pass_at_1_note"}``, JSON-ready.
 
-    A point: ``{"alg", "temperature", "num_samples", "nfe" (forward passes, summed over
-    batches), "multi_reveal_steps" (mean per sample), "local": {"k": {"mean", "var", "std"}},
-    "global": {...}, "pass@1"}`` (pass@1 None when not computed). ``checker(pairs, timeout_s) -> list[bool]`` replaces the sandbox
-    (:func:`sandbox_checker`) that runs the tests of ``(task, completion)`` pairs.
+    A point: ``{"alg", "temperature", "seeds", "num_samples" (prompts x samples x seeds), "nfe"
+    (forward passes, summed over batches and seeds), "multi_reveal_steps" (mean per sample),
+    "local": {"k": stats}, "global": {...}, "pass@1"}`` (pass@1 None when not computed), where
+    ``stats`` is ``{"mean", "var", "std"`` (over all samples), ``"ci"`` ([lo, hi], bootstrap over
+    prompts), ``"per_seed"`` (mean of each decoding seed), ``"seed_std"`` (their ``ddof=1`` std,
+    None for one seed), ``"per_prompt"`` (each prompt's mean over samples and seeds)``}``.
+    ``"differences"``: :func:`temperature_differences`. ``checker(pairs, timeout_s) -> list[bool]``
+    replaces the sandbox (:func:`sandbox_checker`) that runs the tests of ``(task, completion)`` pairs.
     """
     from diffucode.sampling import GenerationConfig, generate  # the engine (written separately)
 
@@ -171,24 +215,30 @@ def arness_sweep(
 
     end_ids = {i for i in (getattr(model, "eos_token_id", None), tok.eos_token_id, tok.pad_token_id) if i is not None}
     settings = [(a, t) for a in cfg.algs for t in cfg.temperatures]
+    seeds = cfg.decode_seeds
     bar = None
     if progress:  # ticks once per decoded sample (a setting can take minutes)
         from tqdm import tqdm
 
-        bar = tqdm(total=len(settings) * len(rows) * cfg.num_samples, desc="AR-ness sweep", unit=" samples")
+        bar = tqdm(total=len(settings) * len(seeds) * len(rows) * cfg.num_samples, desc="AR-ness sweep",
+                   unit=" samples")
     points = []
     for si, (alg, temp) in enumerate(settings):
         if bar is not None:
             bar.set_postfix_str(f"{alg} T={temp:g} ({si + 1}/{len(settings)})")
-        curves: list[dict] = []
+        curves_by_seed: list[list[dict]] = []  # [seed][prompt-major samples]
         multi: list[int] = []
         to_check: list[tuple[dict, str]] = []
         completions: list[dict] = []
         nfe = 0
-        for bi, start in enumerate(range(0, len(rows), cfg.batch_size)):
+        batches = [(ds, bi, start) for ds in seeds for bi, start in enumerate(range(0, len(rows), cfg.batch_size))]
+        for ds, bi, start in batches:
+            if bi == 0:
+                curves_by_seed.append([])
+            curves = curves_by_seed[-1]
             ids, am = left_pad(rows[start : start + cfg.batch_size], pad)  # [b, P]
             # the same seeds in every setting: settings are compared on paired random draws
-            seed = cfg.seed + bi
+            seed = batch_seed(ds, bi)
             gcfg = GenerationConfig(
                 max_new_tokens=cfg.max_new_tokens, steps=steps, alg=alg, alg_temp=cfg.alg_temp,
                 temperature=temp, top_p=cfg.top_p, top_k=cfg.top_k, seed=seed,
@@ -214,19 +264,18 @@ def arness_sweep(
                 if do_pass:
                     to_check.append((task, text))
                 if keep_completions:
-                    completions.append({"task_id": task.get("task_id"), "completion": text, "order": orders[r]})
+                    completions.append({"task_id": task.get("task_id"), "seed": ds, "completion": text,
+                                        "order": orders[r]})
         point = {
             "alg": alg,
             "temperature": float(temp),
-            "num_samples": len(curves),
+            "seeds": seeds,
+            "num_samples": sum(len(c) for c in curves_by_seed),
             "nfe": nfe,
             "multi_reveal_steps": float(np.mean(multi)),
         }
         for kind in ("local", "global"):
-            point[kind] = {}
-            for k in cfg.ks:
-                vals = np.array([c[kind][k] for c in curves])
-                point[kind][str(k)] = {"mean": float(vals.mean()), "var": float(vals.var()), "std": float(vals.std())}
+            point[kind] = {str(k): _stats(curves_by_seed, kind, k, len(rows), cfg) for k in cfg.ks}
         # pass@1 with n samples per task = mean pass rate (the unbiased estimator at k = 1)
         point["pass@1"] = float(np.mean(checker(to_check, cfg.timeout_s))) if do_pass else None
         if keep_completions:
@@ -234,4 +283,37 @@ def arness_sweep(
         points.append(point)
     if bar is not None:
         bar.close()
-    return {"config": asdict(cfg), "points": points, "pass_at_1_note": note}
+    return {"config": asdict(cfg), "points": points, "differences": temperature_differences(points, cfg),
+            "pass_at_1_note": note}
+
+
+def _stats(curves_by_seed: list[list[dict]], kind: str, k: int, num_prompts: int, cfg: SweepConfig) -> dict:
+    """One (kind, k) of a point: mean / var / std over all samples, then the error bars."""
+    per_seed = [np.array([c[kind][k] for c in curves]) for curves in curves_by_seed]  # [seed][samples]
+    vals = np.concatenate(per_seed)
+    # a prompt's value: its mean over samples and seeds (the prompt is the unit of resampling)
+    per_prompt = per_prompt_means(np.stack(per_seed, axis=1).reshape(-1), num_prompts)
+    seed_means = [float(v.mean()) for v in per_seed]
+    return {
+        "mean": float(vals.mean()), "var": float(vals.var()), "std": float(vals.std()),
+        "ci": prompt_interval(per_prompt, cfg.ci_resamples, cfg.ci_confidence, cfg.ci_seed),
+        "per_seed": seed_means, "seed_std": seed_spread(seed_means), "per_prompt": per_prompt,
+    }
+
+
+def temperature_differences(points: Sequence[dict], cfg: SweepConfig) -> list[dict]:
+    """For each alg, each temperature after the first against the first listed (``T_i - T_0``),
+    for every kind and k: a paired bootstrap over prompts of the per-prompt differences."""
+    out = []
+    for alg in cfg.algs:
+        by_temp = {p["temperature"]: p for p in points if p["alg"] == alg}
+        base = by_temp[float(cfg.temperatures[0])]
+        for temp in cfg.temperatures[1:]:
+            other = by_temp[float(temp)]
+            for kind in ("local", "global"):
+                for k in cfg.ks:
+                    d = paired_difference(base[kind][str(k)]["per_prompt"], other[kind][str(k)]["per_prompt"],
+                                          cfg.ci_resamples, cfg.ci_confidence, cfg.ci_seed)
+                    out.append({"alg": alg, "kind": kind, "k": k, "temperature": float(temp),
+                                "baseline_temperature": float(cfg.temperatures[0]), **d})
+    return out

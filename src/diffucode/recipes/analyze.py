@@ -7,7 +7,9 @@
 
 Outputs:
 * ``arness``: ``DIR/arness.json`` (one point per (alg, temperature): AR-ness@k mean/var/std,
-  pass@1), ``DIR/arness_vs_temperature.png``, ``DIR/arness_by_alg.png`` (several algs),
+  a bootstrap interval over prompts, the per-prompt values, the mean of each decoding seed
+  (``--seeds``) and their spread, pass@1; and ``differences``: each temperature against the
+  first listed, a paired bootstrap over prompts), ``DIR/arness_vs_temperature.png``, ``DIR/arness_by_alg.png`` (several algs),
   ``DIR/config.yaml`` (the resolved sweep config), ``DIR/completions.jsonl`` with
   ``--save-completions``.
 * ``sink``: ``DIR/sink.json`` (mean/std confidence and entropy per position, a summary)
@@ -81,7 +83,11 @@ def _build_parser() -> argparse.ArgumentParser:
     a = sub.add_parser(
         "arness", help="AR-ness@k (and pass@1) vs temperature and remasking rule; JSON + PNGs",
         description="Decode each prompt with one token per step and measure local/global AR-ness@k "
-        "for every (alg, temperature); pass@1 too when the prompts have tests.",
+        "for every (alg, temperature); pass@1 too when the prompts have tests. Each mean comes with a 95%% "
+        "percentile bootstrap interval over prompts (arness.json keeps the per-prompt values); --seeds "
+        "repeats every setting under several decoding seeds (mean and spread across seeds). With two or more "
+        "--temperatures, each is compared with the first listed: the difference of the means with a paired "
+        "bootstrap interval over prompts, and whether it excludes 0 (larger than the noise).",
     )
     _add_model_args(a)
     _add_prompt_args(a)
@@ -98,7 +104,14 @@ def _build_parser() -> argparse.ArgumentParser:
     g.add_argument("--top-k", type=int, help="top-k sampling (default off)")
     g.add_argument("--num-samples", type=int, help="completions per prompt and setting (default 1)")
     g.add_argument("--batch-size", type=int, help="prompts per generate() call (default 8)")
-    g.add_argument("--seed", type=int, help="base seed (default 0)")
+    seed = g.add_mutually_exclusive_group()
+    seed.add_argument("--seed", type=int, help="base seed (default 0)")
+    seed.add_argument("--seeds", type=_ints,
+                      help="comma-separated decoding seeds, e.g. 0,1,2: every setting is decoded once per seed; "
+                      "the output gives each seed's mean and their spread (std over seeds)")
+    g.add_argument("--ci-resamples", type=int,
+                   help="bootstrap resamples of the prompts for the 95%% intervals (default 1000)")
+    g.add_argument("--ci-seed", type=int, help="seed of the bootstrap resampling (default 0)")
     g.add_argument("--ties", choices=["error", "left_to_right", "random"],
                    help="order of tokens revealed at the same step (default random)")
     g.add_argument("--stop-at-eos", action="store_true", default=None, help="let the engine stop early after EOS")
@@ -224,15 +237,35 @@ def _run_arness(args: argparse.Namespace) -> int:
     plot_arness_vs_temperature(result["points"], out_dir / "arness_vs_temperature.png", title=title)
     if len(cfg.algs) > 1:
         plot_arness_by_alg(result["points"], out_dir / "arness_by_alg.png", k=cfg.ks[0])
-    for p in result["points"]:
-        k = str(cfg.ks[0])
-        pa = "" if p["pass@1"] is None else f"  pass@1 {p['pass@1']:.3f}"
-        print(f"{p['alg']:>14} T={p['temperature']:<5g} local@{k} {p['local'][k]['mean']:.3f}  "
-              f"global@{k} {p['global'][k]['mean']:.3f}{pa}")
+    _print_points(result, cfg)
     if result["pass_at_1_note"]:
         print(result["pass_at_1_note"])
     print(f"wrote {out_dir / 'arness.json'} and plots in {out_dir}")
     return 0
+
+
+def _print_points(result: dict, cfg) -> None:
+    """One line per point (first k: mean [interval], seed spread) and one per temperature difference."""
+    k = str(cfg.ks[0])
+    conf = f"{100 * cfg.ci_confidence:g}%"
+    n = result["num_prompts"]
+    print(f"AR-ness@{k}: mean [{conf} bootstrap interval over {n} prompts]"
+          + (f"; seed sd = std of the {len(cfg.decode_seeds)} seeds' means" if len(cfg.decode_seeds) > 1 else ""))
+
+    def cell(s: dict) -> str:
+        sd = "" if s["seed_std"] is None else f" seed sd {s['seed_std']:.3f}"
+        return f"{s['mean']:.3f} [{s['ci'][0]:.3f}, {s['ci'][1]:.3f}]{sd}"
+
+    for p in result["points"]:
+        pa = "" if p["pass@1"] is None else f"  pass@1 {p['pass@1']:.3f}"
+        print(f"{p['alg']:>14} T={p['temperature']:<5g} local@{k} {cell(p['local'][k])}  "
+              f"global@{k} {cell(p['global'][k])}{pa}")
+    for d in result["differences"]:
+        if str(d["k"]) != k:
+            continue
+        verdict = "larger than the noise" if d["larger_than_noise"] else "within noise"
+        print(f"{d['alg']:>14} T={d['temperature']:g} - T={d['baseline_temperature']:g}: {d['kind']}@{k} "
+              f"{d['difference']:+.3f} [{conf} paired bootstrap {d['ci'][0]:+.3f}, {d['ci'][1]:+.3f}] {verdict}")
 
 
 def _run_sink(args: argparse.Namespace) -> int:

@@ -125,6 +125,14 @@ def test_generation_resumes_exactly(tmp_path):
     res = json.loads((out / "results.json").read_text())
     assert res["n_samples_per_task"] == [2] and res["generation"]["generation_config"]["temperature"] == 1.0
     assert res["model"] == "tiny-untrained"
+    # tokens per forward: every sample's completion tokens over its batch's forwards, shared by the batch's rows
+    from diffucode.evaluation.results import read_jsonl
+
+    recs = list(read_jsonl(out / "samples.jsonl"))  # (the torn line of the interruption is skipped)
+    assert len(recs) == 4 and all(r["batch_rows"] == 2 and 1 <= r["tokens"] <= 8 for r in recs)
+    forwards = sum(r["nfe"] / 2 for r in recs)
+    assert res["decoding"]["completion_tokens"] == sum(r["tokens"] for r in recs)
+    assert res["decoding"]["tokens_per_forward"] == pytest.approx(sum(r["tokens"] for r in recs) / forwards, abs=1e-4)
     assert _run(*[a if a != "1.0" else "0.5" for a in args]) == 2
 
 

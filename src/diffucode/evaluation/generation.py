@@ -32,6 +32,7 @@ class GeneratedBatch:
     nfe: int  # forward passes the batch used
     seconds: float  # wall time of the batch
     failed: dict[tuple[int, int], str] = field(default_factory=dict)  # rows of the batch not decoded -> why
+    tokens: list[int] = field(default_factory=list)  # completion tokens of each row (see completion_length)
 
 
 def check_room(model, gen_config) -> None:
@@ -142,7 +143,8 @@ def iter_generate(model, tokenizer, prompts: Sequence[str], gen_config, n_sample
         with torch.no_grad():
             out = generate(model, ids, mask, cfg)
         gen = out.sequences[:, ids.shape[1]:].tolist()  # [B, L]
-        return [decode_row(tokenizer, row, end_ids) for row in gen], int(out.nfe)
+        return ([decode_row(tokenizer, row, end_ids) for row in gen], int(out.nfe),
+                [completion_length(row, end_ids) for row in gen])
 
     try:
         yield from run_plan(plan, decode, problems, skip, bar)
@@ -161,12 +163,13 @@ def progress_bar(total: int, desc: str, progress: bool):
     return tqdm(total=total, desc=desc, unit="sample", dynamic_ncols=True)
 
 
-def run_plan(plan: Sequence[list[tuple[int, int]]], decode: Callable[[int, list[tuple[int, int]]], tuple[list[str], int]],
+def run_plan(plan: Sequence[list[tuple[int, int]]],
+             decode: Callable[[int, list[tuple[int, int]]], tuple[list[str], int, list[int]]],
              problems: dict[int, str], skip: Callable[[list[tuple[int, int]]], bool] | None,
              bar) -> Iterator[GeneratedBatch]:
     """The fixed-batch loop shared by completions and infilling: batch ``b`` of ``plan`` is
     skipped when ``skip(rows)`` says so, rows whose prompt is in ``problems`` are reported as
-    failed (not decoded), and the rest go to ``decode(b, rows) -> (texts, nfe)``, timed here."""
+    failed (not decoded), and the rest go to ``decode(b, rows) -> (texts, nfe, tokens)``, timed here."""
     for b, rows in enumerate(plan):
         if skip is not None and skip(rows):
             if bar:
@@ -180,17 +183,24 @@ def run_plan(plan: Sequence[list[tuple[int, int]]], decode: Callable[[int, list[
             yield GeneratedBatch(rows=[], texts=[], nfe=0, seconds=0.0, failed=failed)
             continue
         t0 = time.perf_counter()
-        texts, nfe = decode(b, rows)
+        texts, nfe, tokens = decode(b, rows)
         seconds = time.perf_counter() - t0
         if bar:
             bar.update(len(rows) + len(failed))
-        yield GeneratedBatch(rows=rows, texts=texts, nfe=nfe, seconds=seconds, failed=failed)
+        yield GeneratedBatch(rows=rows, texts=texts, nfe=nfe, seconds=seconds, failed=failed, tokens=tokens)
 
 
 def decode_row(tokenizer, row: list[int], end_ids: set[int]) -> str:
     """A generated row as text: cut at its first end token, special tokens dropped."""
     cut = next((k for k, t in enumerate(row) if t in end_ids), len(row))
     return tokenizer.decode(row[:cut], skip_special_tokens=True)
+
+
+def completion_length(row: list[int], end_ids: set[int]) -> int:
+    """Tokens a row's completion took: up to and including its first end token (the whole row when
+    it never ended). What "tokens per forward" counts: the end token is decoded like any other,
+    while the positions after it are not part of the answer."""
+    return next((k + 1 for k, t in enumerate(row) if t in end_ids), len(row))
 
 
 def _iter_continuous(model, tokenizer, texts, gen_config, n_samples, batch_size, chat, end_ids, extra_stops, skip, bar,
@@ -221,10 +231,12 @@ def _iter_continuous(model, tokenizer, texts, gen_config, n_samples, batch_size,
     t_last, nfe_last = time.perf_counter(), 0
     for ticket, res in sched.run():
         now = time.perf_counter()
-        text = decode_row(tokenizer, res.tokens.tolist(), end_ids)
+        row = res.tokens.tolist()
+        text = decode_row(tokenizer, row, end_ids)
         if bar:
             bar.update(1)
-        yield GeneratedBatch(rows=[pending.pop(ticket)], texts=[text], nfe=sched.nfe - nfe_last, seconds=now - t_last)
+        yield GeneratedBatch(rows=[pending.pop(ticket)], texts=[text], nfe=sched.nfe - nfe_last, seconds=now - t_last,
+                             tokens=[completion_length(row, end_ids)])
         t_last, nfe_last = now, sched.nfe
 
 

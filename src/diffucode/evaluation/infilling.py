@@ -60,7 +60,8 @@ import random
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
-from diffucode.evaluation.generation import GeneratedBatch, _end_ids, decode_row, progress_bar, run_plan
+from diffucode.evaluation.generation import (GeneratedBatch, _end_ids, completion_length, decode_row, progress_bar,
+                                             run_plan)
 from diffucode.evaluation.tasks import Task, load_humaneval
 
 INFILL_BENCHMARKS = ("humaneval_infill_single", "humaneval_infill_multi", "humaneval_infill_span")
@@ -196,7 +197,7 @@ def iter_infill(model, tokenizer, tasks: Sequence[Task], gen_config, n_samples: 
     dev = model.device
     fill_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
 
-    def decode(b: int, rows: list[tuple[int, int]]) -> tuple[list[str], int]:
+    def decode(b: int, rows: list[tuple[int, int]]) -> tuple[list[str], int, list[int]]:
         P = max(len(prompts[i]) for i, _ in rows)
         ids = torch.tensor([[fill_id] * (P - len(prompts[i])) + prompts[i] for i, _ in rows], device=dev)  # [B, P]
         mask = torch.tensor([[0] * (P - len(prompts[i])) + [1] * len(prompts[i]) for i, _ in rows], device=dev)
@@ -206,9 +207,9 @@ def iter_infill(model, tokenizer, tasks: Sequence[Task], gen_config, n_samples: 
                                   seed=None if gen_config.seed is None else gen_config.seed + b)
         with torch.no_grad():
             out = generate(model, ids, mask, cfg, suffix_ids=sfx)
-        texts = [fill_from_text(tasks[i], decode_row(tokenizer, row, end_ids))
-                 for (i, _), row in zip(rows, out.completions.tolist())]
-        return texts, int(out.nfe)
+        gen = out.completions.tolist()
+        texts = [fill_from_text(tasks[i], decode_row(tokenizer, row, end_ids)) for (i, _), row in zip(rows, gen)]
+        return texts, int(out.nfe), [completion_length(row, end_ids) for row in gen]
 
     bar = progress_bar(len(tasks) * n_samples, "infill", progress)
     try:

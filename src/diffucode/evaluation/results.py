@@ -5,7 +5,8 @@
 * ``samples.jsonl``: one line per sample in the EvalPlus format (``task_id``, ``solution``: the
   whole program) plus ours: ``sample_idx``, ``completion`` (what was appended to the prompt, or
   the extracted code block), ``raw`` (the decoded generation), ``gen_s`` (its share of its
-  batch's wall time), ``nfe``. EvalPlus and other tools can score the file as it is. A sample
+  batch's wall time), ``nfe`` (forwards of its batch), ``batch_rows`` (rows decoded in that batch)
+  and ``tokens`` (its completion's tokens, up to and including the end token). EvalPlus and other tools can score the file as it is. A sample
   that could not be generated (its prompt does not fit the model's context) has an empty
   ``solution`` and ``gen_error``: the reason; it is scored as a failure (status ``gen_error``)
   without running anything.
@@ -211,6 +212,20 @@ def load_samples(path: str | Path, tasks: dict[str, Task] | None = None, strict:
     return list(latest_by_key(out).values())
 
 
+def decoding_summary(samples: list[dict]) -> dict | None:
+    """Tokens per forward of the generation: completion tokens over forward passes, both summed over
+    the batches (a batch's forwards are shared by its rows: each sample carries ``nfe / batch_rows``
+    of them). At ``--batch-size 1`` this is each decode's own ratio, pooled. None when the samples
+    predate the ``tokens`` field (or came from another tool)."""
+    rows = [s for s in samples if isinstance(s.get("tokens"), int) and s.get("batch_rows")]
+    if not rows:
+        return None
+    forwards = sum(float(s.get("nfe") or 0) / int(s["batch_rows"]) for s in rows)
+    tokens = sum(int(s["tokens"]) for s in rows)
+    return {"samples": len(rows), "completion_tokens": tokens, "forwards": round(forwards, 3),
+            "tokens_per_forward": round(tokens / forwards, 4) if forwards else None}
+
+
 def summarize(tasks: Sequence[Task], outcomes: Sequence[dict], ks: Iterable[int]) -> dict:
     """pass@k (base and plus for EvalPlus) and per-task outcomes from executed samples."""
     by_task: dict[str, list[dict]] = {t.task_id: [] for t in tasks}
@@ -305,6 +320,10 @@ def format_summary(results: dict) -> str:
     st = results.get("statuses") or {}
     if st:
         lines.append("outcomes: " + "  ".join(f"{k}={v}" for k, v in sorted(st.items())))
+    dec = results.get("decoding") or {}
+    if dec.get("tokens_per_forward"):
+        lines.append(f"decoding: {dec['completion_tokens']} completion tokens in {dec['forwards']:g} forwards = "
+                     f"{dec['tokens_per_forward']:.2f} tokens per forward")
     tm = results.get("timings") or {}
     if tm:
         parts = [f"{k[:-2]}={v:.1f}s" for k, v in tm.items()

@@ -384,7 +384,7 @@ def _generate(cfg: EvalConfig, tasks, out_dir: Path) -> dict:
             if recs and n_failed == 0:
                 _say(f"{recs[0]['task_id']}: {recs[0][GEN_ERROR]}; recorded as a failed sample, going on")
             n_failed += len(recs)
-            for (i, j), text in zip(batch.rows, batch.texts):
+            for k, ((i, j), text) in enumerate(zip(batch.rows, batch.texts)):
                 t = tasks[i]
                 if infill:  # the fill goes between the prefix and the suffix, as the model produced it
                     completion, solution = text, t.prompt + text + t.suffix
@@ -393,7 +393,8 @@ def _generate(cfg: EvalConfig, tasks, out_dir: Path) -> dict:
                 else:
                     completion, solution = solution_from_base(text, t.prompt, t.body_continuation)
                 recs.append({"task_id": t.task_id, "solution": solution, "sample_idx": j, "completion": completion,
-                             "raw": text, "gen_s": round(batch.seconds / len(batch.rows), 4), "nfe": batch.nfe})
+                             "raw": text, "gen_s": round(batch.seconds / len(batch.rows), 4), "nfe": batch.nfe,
+                             "batch_rows": len(batch.rows), "tokens": batch.tokens[k] if batch.tokens else None})
             out.write(recs)
     if n_failed:
         _say(f"{n_failed} sample(s) could not be generated; they count as failures (reason in {samples_path}, "
@@ -514,7 +515,8 @@ def _main(parser, args) -> int:
 
 
 def _run_locked(cfg: EvalConfig, tasks, by_id, samples_path: Path, out_dir: Path, t_start: float) -> int:
-    from diffucode.evaluation.results import format_summary, load_samples, read_jsonl, summarize, write_json
+    from diffucode.evaluation.results import (decoding_summary, format_summary, load_samples, read_jsonl, summarize,
+                                              write_json)
     from diffucode.evaluation.scoring import mode_counts
     from diffucode.execution import SandboxUnavailableError, sandbox_info
 
@@ -567,6 +569,7 @@ def _run_locked(cfg: EvalConfig, tasks, by_id, samples_path: Path, out_dir: Path
         "samples_file": str(samples_path),
         **summarize(tasks, outcomes, cfg.k),
         "generation": meta,
+        **({"decoding": dec} if (dec := decoding_summary(samples)) else {}),
         "timings": {
             "generation_s": round(gen_s, 3),
             "execution_s": round(wall, 3),

@@ -1,6 +1,6 @@
 """A micro version of the DiffuCoder-nano pipeline, run with the shipped configs/nano files and
-tiny overrides: AR -> more AR -> MDM and -> block -> SFT -> coupled-GRPO. Each stage's output must
-load into the next with the attention / shift / block length its recipe promises."""
+tiny overrides: AR -> more AR -> MDM and -> block (-> its certainty-forcing distillation) -> SFT ->
+coupled-GRPO. Each stage's output must load into the next with the attention / shift / block length its recipe promises."""
 
 import json
 import sys
@@ -46,6 +46,14 @@ def test_micro_nano_chain(tmp_path, monkeypatch):
     assert (m.attention, m.shift) == ("bidirectional", True)
     block = _train("02_block.yaml", tmp_path, *data, f"model.init_from={ar}", "diffusion.mask_warmup_steps=1")
     m, _ = load_model(block)
+    assert (m.attention, m.shift, m.block_len) == ("block_causal", False, 4)
+    import build_distill_data  # certainty-forcing distillation: the block model's own decodes, then stage 07
+
+    build_distill_data.main(["--model", str(block), "--sft", str(tmp_path / "sft.jsonl"), "--limit", "8",
+                             "--out", str(tmp_path / "distill.jsonl"), "--max-new-tokens", "16", "--no-progress"])
+    distilled = _train("07_distill_block.yaml", tmp_path, f"data.train=[{tmp_path / 'distill.jsonl'}]",
+                       "max_seq_len=200", f"model.init_from={block}")
+    m, _ = load_model(distilled)
     assert (m.attention, m.shift, m.block_len) == ("block_causal", False, 4)
     sft = _train("03_sft_mdm.yaml", tmp_path, f"data.train=[{tmp_path / 'sft.jsonl'}]", "max_seq_len=200",
                  f"model.init_from={mdm}")

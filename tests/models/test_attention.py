@@ -122,3 +122,46 @@ def test_logit_positions_select_the_same_logits(models, mode):
         raw_part = model(ids, align=False, logit_positions=idx).logits
     torch.testing.assert_close(part, full[:, idx])
     torch.testing.assert_close(raw_part, raw_full[:, idx])
+
+
+def test_cache_argument_follows_the_backbones_name_for_it():
+    """transformers renamed the backbone's ``past_key_values`` argument to ``cache`` in 5.x (the old
+    name warns and is removed in 5.40): the cache goes by whichever name the forward declares."""
+    import warnings
+
+    from diffucode.models.diffusion_lm import backbone_cache_kwarg, returned_cache
+
+    class Old(torch.nn.Module):
+        def forward(self, input_ids=None, past_key_values=None, use_cache=None):
+            return None
+
+    class New(torch.nn.Module):
+        def forward(self, input_ids=None, cache=None, use_cache=None):
+            return None
+
+    class PeftLike(torch.nn.Module):
+        def __init__(self, base):
+            super().__init__()
+            self.base = base
+
+        def get_base_model(self):
+            return self.base
+
+        def forward(self, *args, **kwargs):
+            return self.base(*args, **kwargs)
+
+    assert backbone_cache_kwarg(Old()) == "past_key_values"
+    assert backbone_cache_kwarg(New()) == "cache"
+    assert backbone_cache_kwarg(PeftLike(New())) == "cache"
+    assert returned_cache({"logits": 1, "cache": "C"}) == "C"
+    assert returned_cache({"logits": 1, "past_key_values": "P"}) == "P"
+    assert returned_cache({"logits": 1}) is None
+
+    from diffucode.sampling import GenerationConfig, generate
+
+    model, tok = build_tiny_model(attention="block_causal", shift=False, block_len=4, seed=0)
+    ids = tok(["def f(x):\n"], return_tensors="pt")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        generate(model, ids.input_ids, ids.attention_mask, GenerationConfig(max_new_tokens=8))  # exact KV cache
+    assert not [w for w in caught if "past_key_values" in str(w.message)]

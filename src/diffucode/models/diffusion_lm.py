@@ -13,6 +13,7 @@ so it never needs to know whether the model was trained with the Dream/DiffuCode
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,26 @@ from diffucode.models.attention import (
 
 # Keys written into config.json so a saved model round-trips with its diffusion behaviour.
 CONFIG_KEYS = ("diffusion_attention", "diffusion_shift", "diffusion_block_len", "mask_token_id")
+
+
+def backbone_cache_kwarg(backbone) -> str:
+    """The name a backbone's forward takes its KV cache by: transformers renamed ``past_key_values``
+    to ``cache`` during 5.x (the old name warns, and goes in 5.40). Looked up on the unwrapped
+    model (a peft or compiled wrapper forwards ``**kwargs``)."""
+    base = getattr(backbone, "_orig_mod", backbone)  # torch.compile
+    if hasattr(base, "get_base_model"):  # peft
+        base = base.get_base_model()
+    params = inspect.signature(type(base).forward).parameters
+    return "cache" if "cache" in params else "past_key_values"
+
+
+def returned_cache(out) -> Any:
+    """The updated KV cache of a backbone output, under either name (see ``backbone_cache_kwarg``)."""
+    for name in ("cache", "past_key_values"):
+        value = out.get(name) if hasattr(out, "get") else getattr(out, name, None)
+        if value is not None:
+            return value
+    return None
 
 
 @dataclass
@@ -184,11 +205,12 @@ class DiffusionLM(nn.Module):
             # aligned position j of a shift model reads raw output j-1 (position 0 reads itself)
             raw_idx = (logit_positions - 1).clamp(min=0) if (align and self.shift) else logit_positions
             extra["logits_to_keep"] = raw_idx.to(input_ids.device)
+        if past_key_values is not None:
+            extra[backbone_cache_kwarg(self.backbone)] = past_key_values
         out = self.backbone(
             input_ids=input_ids,
             attention_mask=mask,
             position_ids=position_ids,
-            past_key_values=past_key_values,
             use_cache=use_cache,
             **extra,
         )
@@ -196,7 +218,7 @@ class DiffusionLM(nn.Module):
         if align and self.shift and logit_positions is None:
             # Dream/DiffuCoder: the output at i predicts token i+1, so token j reads output j-1.
             logits = torch.cat([logits[:, :1], logits[:, :-1]], dim=1)
-        return DiffusionOutput(logits=logits, past_key_values=out.past_key_values if use_cache else None)
+        return DiffusionOutput(logits=logits, past_key_values=returned_cache(out) if use_cache else None)
 
     # -- saving -------------------------------------------------------------------------
     def save_pretrained(self, out_dir: str | Path, tokenizer=None, dtype: torch.dtype | None = None) -> Path:

@@ -42,3 +42,17 @@ def test_bundled_model_writes_the_quick_start_function():
     exec("def is_palindrome(s):\n" + completion, namespace)  # noqa: S102 - our own model's output, in a test
     f = namespace["is_palindrome"]
     assert f("abba") and f("racecar") and not f("abc")
+
+
+def test_rl_init_from_takes_the_bundled_name():
+    # `diffucode rl model.init_from=nano` fine-tunes the bundled model, as `diffucode train` does
+    from diffucode.recipes.rl import RLConfig, _build_model
+    from diffucode.shipped_configs import check_init_from
+
+    check_init_from("nano")  # the pre-flight check accepts the name (no file called "nano" here)
+    cfg = RLConfig()
+    cfg.model.init_from = "nano"
+    model, tok = _build_model(cfg)
+    bundled, _ = load_model(default_model_path())
+    assert model.attention == bundled.attention == "block_causal"
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), bundled.state_dict().values()))

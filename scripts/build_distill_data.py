@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -28,27 +27,21 @@ from pathlib import Path
 
 def _records(path: Path, limit: int | None) -> list[tuple[str, str, bool]]:
     """``(kind, prompt, chat)`` per usable record: kind ``messages`` or ``prompt``."""
+    from diffucode.data.jsonl import iter_jsonl
     from diffucode.data.sft import record_to_messages
 
     out = []
-    with path.open(encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            where = f"{path}:{n}"
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise SystemExit(f"error: {where}: not JSON ({e.msg})")
-            msgs = record_to_messages(rec, where)
-            if "messages" in rec:
-                if len(msgs) != 2 or msgs[0]["role"] != "user":
-                    raise SystemExit(f"error: {where}: a chat record must be one user turn and one answer")
-                out.append(("messages", msgs[0]["content"], True))
-            else:
-                out.append(("prompt", rec["prompt"], bool(rec.get("chat_template", True))))
-            if limit is not None and len(out) >= limit:
-                break
+    for _, where, rec in iter_jsonl(path, error_cls=SystemExit, bad_json="error: {where}: not JSON ({error.msg})",
+                                    objects_only=True):
+        msgs = record_to_messages(rec, where)
+        if "messages" in rec:
+            if len(msgs) != 2 or msgs[0]["role"] != "user":
+                raise SystemExit(f"error: {where}: a chat record must be one user turn and one answer")
+            out.append(("messages", msgs[0]["content"], True))
+        else:
+            out.append(("prompt", rec["prompt"], bool(rec.get("chat_template", True))))
+        if limit is not None and len(out) >= limit:
+            break
     return out
 
 
@@ -81,15 +74,15 @@ def main(argv=None) -> int:
         raise SystemExit(f"error: --sft {sft}: no such file (python scripts/build_nano_data.py writes it)")
     import torch
 
-    from diffucode.bundled import resolve_model_path
     from diffucode.evaluation.generation import iter_generate
+    from diffucode.fileio import atomic_write_text
     from diffucode.models import load_model
     from diffucode.sampling import GenerationConfig
 
     if args.threads:
         torch.set_num_threads(args.threads)
     records = _records(sft, args.limit)
-    model, tok = load_model(resolve_model_path(args.model))
+    model, tok = load_model(args.model)  # a bundled name or a directory
     model.eval()
     cfg = GenerationConfig(max_new_tokens=args.max_new_tokens, steps=args.max_new_tokens, alg=args.alg,
                            temperature=args.temperature, seed=args.seed)
@@ -105,27 +98,19 @@ def main(argv=None) -> int:
             nfe += batch.nfe
             for (i, _), text in zip(batch.rows, batch.texts):
                 answers[idx[i]] = text
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-    kept = empty = 0
-    try:
-        with tmp.open("w", encoding="utf-8") as f:
-            for i, (kind, prompt, chat) in enumerate(records):
-                text = answers.get(i, "")
-                if not text.strip():
-                    empty += 1
-                    continue
-                if kind == "messages":
-                    rec = {"messages": [{"role": "user", "content": prompt}, {"role": "assistant", "content": text}]}
-                else:
-                    rec = {"prompt": prompt, "response": text, "chat_template": chat}
-                f.write(json.dumps(rec) + "\n")
-                kept += 1
-        tmp.replace(out)
-    finally:
-        tmp.unlink(missing_ok=True)
-    print(json.dumps({"records": len(records), "kept": kept, "empty_dropped": empty, "forwards": nfe,
+    lines, empty = [], 0
+    for i, (kind, prompt, chat) in enumerate(records):
+        text = answers.get(i, "")
+        if not text.strip():
+            empty += 1
+            continue
+        if kind == "messages":
+            rec = {"messages": [{"role": "user", "content": prompt}, {"role": "assistant", "content": text}]}
+        else:
+            rec = {"prompt": prompt, "response": text, "chat_template": chat}
+        lines.append(json.dumps(rec) + "\n")
+    out = atomic_write_text(args.out, "".join(lines))
+    print(json.dumps({"records": len(records), "kept": len(lines), "empty_dropped": empty, "forwards": nfe,
                       "seconds": round(time.time() - t0, 1), "out": str(out)}))
     return 0
 

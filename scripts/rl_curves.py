@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 
 from diffucode.evaluation.passk import bootstrap_mean_ci
+from diffucode.evaluation.results import read_jsonl
 
 
 def read_metrics(run: Path) -> list[dict]:
@@ -25,7 +26,7 @@ def read_metrics(run: Path) -> list[dict]:
     path = run / "metrics.jsonl" if run.is_dir() else run
     if not path.is_file():
         raise SystemExit(f"{run}: no metrics.jsonl")
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    rows = read_jsonl(path)  # a torn last line (a run still writing) is skipped
     by_step = {r["step"]: r for r in rows if "step" in r and "step_time_s" in r}  # a resumed run may repeat a step
     return [by_step[s] for s in sorted(by_step)]
 

@@ -190,17 +190,22 @@ def run_plan(plan: Sequence[list[tuple[int, int]]],
         yield GeneratedBatch(rows=rows, texts=texts, nfe=nfe, seconds=seconds, failed=failed, tokens=tokens)
 
 
+def _first_end(row: list[int], end_ids: set[int]) -> int | None:
+    return next((k for k, t in enumerate(row) if t in end_ids), None)
+
+
 def decode_row(tokenizer, row: list[int], end_ids: set[int]) -> str:
     """A generated row as text: cut at its first end token, special tokens dropped."""
-    cut = next((k for k, t in enumerate(row) if t in end_ids), len(row))
-    return tokenizer.decode(row[:cut], skip_special_tokens=True)
+    end = _first_end(row, end_ids)
+    return tokenizer.decode(row[: len(row) if end is None else end], skip_special_tokens=True)
 
 
 def completion_length(row: list[int], end_ids: set[int]) -> int:
     """Tokens a row's completion took: up to and including its first end token (the whole row when
     it never ended). What "tokens per forward" counts: the end token is decoded like any other,
     while the positions after it are not part of the answer."""
-    return next((k + 1 for k, t in enumerate(row) if t in end_ids), len(row))
+    end = _first_end(row, end_ids)
+    return len(row) if end is None else end + 1
 
 
 def _iter_continuous(model, tokenizer, texts, gen_config, n_samples, batch_size, chat, end_ids, extra_stops, skip, bar,

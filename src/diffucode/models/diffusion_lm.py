@@ -13,6 +13,7 @@ so it never needs to know whether the model was trained with the Dream/DiffuCode
 
 from __future__ import annotations
 
+import functools
 import inspect
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,8 +43,13 @@ def backbone_cache_kwarg(backbone) -> str:
     base = getattr(backbone, "_orig_mod", backbone)  # torch.compile
     if hasattr(base, "get_base_model"):  # peft
         base = base.get_base_model()
-    params = inspect.signature(type(base).forward).parameters
-    return "cache" if "cache" in params else "past_key_values"
+    return _cache_kwarg_of(type(base))
+
+
+@functools.lru_cache(maxsize=None)
+def _cache_kwarg_of(cls: type) -> str:
+    # once per class: forward runs at every decoding step, the signature does not change
+    return "cache" if "cache" in inspect.signature(cls.forward).parameters else "past_key_values"
 
 
 def returned_cache(out) -> Any:

@@ -66,9 +66,7 @@ def _build_model(cfg: TrainConfig):
 
     tok_override = load_tokenizer(cfg.tokenizer_path) if cfg.tokenizer_path else None
     if cfg.model.init_from:
-        from diffucode.bundled import resolve_model_path
-
-        model, tok = load_model(resolve_model_path(cfg.model.init_from), dtype=cfg.model.dtype)  # "nano": the bundled one
+        model, tok = load_model(cfg.model.init_from, dtype=cfg.model.dtype)  # a directory or a bundled name
         ckpt_attention, ckpt_shift = model.attention, model.shift
     else:
         ckpt_attention, ckpt_shift = "bidirectional", True

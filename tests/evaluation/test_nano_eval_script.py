@@ -1,21 +1,15 @@
 """scripts/nano_eval.py: the table's bootstrap intervals and the paired comparison, on results files
 written here."""
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "nano_eval.py"
-
 
 @pytest.fixture(scope="module")
-def nano_eval():
-    spec = importlib.util.spec_from_file_location("nano_eval", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+def nano_eval(load_script):
+    return load_script("nano_eval")
 
 
 def _row(root: Path, name: str, correct: list[int], n: int = 10) -> Path:

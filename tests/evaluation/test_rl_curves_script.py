@@ -1,20 +1,14 @@
 """scripts/rl_curves.py: reward at equal steps and equal wall time, on metrics files written here."""
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "rl_curves.py"
-
 
 @pytest.fixture(scope="module")
-def rl_curves():
-    spec = importlib.util.spec_from_file_location("rl_curves", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+def rl_curves(load_script):
+    return load_script("rl_curves")
 
 
 def _run(root: Path, name: str, rewards: list[float], step_time: float) -> Path:

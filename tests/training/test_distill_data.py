@@ -1,7 +1,6 @@
 """scripts/build_distill_data.py: the teacher's own decodes replace the answers, record shapes
 kept, bad input named by file:line, nothing half-written."""
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -11,15 +10,10 @@ from diffucode.evaluation.generation import iter_generate
 from diffucode.models import build_tiny_model, load_model
 from diffucode.sampling import GenerationConfig
 
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "build_distill_data.py"
-
 
 @pytest.fixture(scope="module")
-def script():
-    spec = importlib.util.spec_from_file_location("build_distill_data", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+def script(load_script):
+    return load_script("build_distill_data")
 
 
 @pytest.fixture(scope="module")
